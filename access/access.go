@@ -1,0 +1,123 @@
+// Package access is the small vocabulary that the broker and the
+// authentication and authorization chains share: who is asking (Identity),
+// what they ask (Request) and the answer (Decision). It depends on nothing
+// else in mqgate, so backends never import the broker and the broker never
+// imports a backend.
+package access
+
+import (
+	"context"
+	"net/netip"
+	"time"
+)
+
+// Verdict is a backend's answer.
+type Verdict uint8
+
+const (
+	// Ignore means "not mine": ask the next link of the chain.
+	Ignore Verdict = iota
+	// Allow grants the request.
+	Allow
+	// Deny refuses the request.
+	Deny
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Allow:
+		return "allow"
+	case Deny:
+		return "deny"
+	default:
+		return "ignore"
+	}
+}
+
+// Action is what a client asks to do with a topic.
+type Action uint8
+
+const (
+	// Publish is a PUBLISH, a will message, or a retained message set by a client.
+	Publish Action = iota + 1
+	// Subscribe is one topic filter of a SUBSCRIBE, or the replay of retained
+	// messages to a subscriber.
+	Subscribe
+)
+
+func (a Action) String() string {
+	switch a {
+	case Publish:
+		return "publish"
+	case Subscribe:
+		return "subscribe"
+	default:
+		return "unknown"
+	}
+}
+
+// Identity is who a client claims to be, as seen at CONNECT.
+type Identity struct {
+	ClientID string
+	Username string
+	// UsernameSet distinguishes an empty username from an absent one.
+	UsernameSet bool
+	Password    []byte
+	Listener    string         // e.g. "tcp:external"
+	Peer        netip.AddrPort // the client's address (after PROXY protocol, if any)
+	CertCN      string         // TLS client certificate common name, if any
+	CertDN      string         // TLS client certificate subject, if any
+	Proto       byte           // protocol level: 3, 4 or 5
+}
+
+// Request is an authorization question.
+type Request struct {
+	Identity
+	Action Action
+	Topic  string // topic name (publish) or filter (subscribe)
+	QoS    byte
+	Retain bool
+}
+
+// Rule is one ACL entry carried by an authentication result (for example
+// from a JWT claim or an HTTP backend's JSON answer).
+type Rule struct {
+	Verdict Verdict
+	Action  Action // 0 means both
+	Filter  string
+}
+
+// Decision is a backend's or a chain's answer, with where it came from.
+type Decision struct {
+	Verdict   Verdict
+	Superuser bool      // skip authorization for this client
+	Source    string    // which backend decided, e.g. "jwt", "casbin", "default"
+	Reason    string    // why, e.g. the rule that matched
+	ACL       []Rule    // client-specific rules granted at authentication
+	ExpiresAt time.Time // zero = never; the client is disconnected when it passes
+	// Unavailable is set when the backend could not answer (outage): CONNACK
+	// then says "server unavailable", never "bad username or password".
+	Unavailable bool
+}
+
+// Authenticator decides whether a client may connect.
+type Authenticator interface {
+	Authenticate(ctx context.Context, id Identity) Decision
+}
+
+// Authorizer decides whether a client may publish or subscribe.
+type Authorizer interface {
+	Authorize(ctx context.Context, req Request) Decision
+}
+
+// AuthenticatorFunc adapts a function to Authenticator.
+type AuthenticatorFunc func(ctx context.Context, id Identity) Decision
+
+// Authenticate implements Authenticator.
+func (f AuthenticatorFunc) Authenticate(ctx context.Context, id Identity) Decision { return f(ctx, id) }
+
+// AuthorizerFunc adapts a function to Authorizer.
+type AuthorizerFunc func(ctx context.Context, req Request) Decision
+
+// Authorize implements Authorizer.
+func (f AuthorizerFunc) Authorize(ctx context.Context, req Request) Decision { return f(ctx, req) }

@@ -1,0 +1,281 @@
+// Package events defines the lifecycle events the broker emits (client,
+// session and message events) and Bus, the non-blocking fan-out that carries
+// them to observers such as the webhook dispatcher.
+//
+// The broker never waits for an observer: Publish hands an event to each
+// interested subscriber's bounded queue and moves on; when a queue is full the
+// event is counted as dropped for that subscriber. Observers that must not
+// lose events (the webhook outbox) drain their queue promptly into durable
+// storage.
+package events
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Kind is the type of an event. The names follow EMQX 4's hook points.
+type Kind uint8
+
+// Event kinds.
+const (
+	ClientConnect Kind = iota + 1
+	ClientConnack
+	ClientConnected
+	ClientDisconnected
+	ClientSubscribe
+	ClientUnsubscribe
+	SessionCreated
+	SessionSubscribed
+	SessionUnsubscribed
+	SessionResumed
+	SessionDiscarded
+	SessionTakenOver
+	SessionTerminated
+	MessagePublish
+	MessageDelivered
+	MessageAcked
+	MessageDropped
+	numKinds
+)
+
+var kindNames = [...]string{
+	ClientConnect:       "client.connect",
+	ClientConnack:       "client.connack",
+	ClientConnected:     "client.connected",
+	ClientDisconnected:  "client.disconnected",
+	ClientSubscribe:     "client.subscribe",
+	ClientUnsubscribe:   "client.unsubscribe",
+	SessionCreated:      "session.created",
+	SessionSubscribed:   "session.subscribed",
+	SessionUnsubscribed: "session.unsubscribed",
+	SessionResumed:      "session.resumed",
+	SessionDiscarded:    "session.discarded",
+	SessionTakenOver:    "session.takenover",
+	SessionTerminated:   "session.terminated",
+	MessagePublish:      "message.publish",
+	MessageDelivered:    "message.delivered",
+	MessageAcked:        "message.acked",
+	MessageDropped:      "message.dropped",
+}
+
+// String returns the EMQX-style name, e.g. "client.connected".
+func (k Kind) String() string {
+	if k > 0 && k < numKinds {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+// ParseKind returns the Kind named s ("client.connected", ...).
+func ParseKind(s string) (Kind, bool) {
+	for k := Kind(1); k < numKinds; k++ {
+		if kindNames[k] == s {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+// Kinds returns every kind in declaration order.
+func Kinds() []Kind {
+	out := make([]Kind, 0, numKinds-1)
+	for k := Kind(1); k < numKinds; k++ {
+		out = append(out, k)
+	}
+	return out
+}
+
+// SubOpts are the options of one subscription, as EMQX 4 reports them.
+type SubOpts struct {
+	QoS byte // qos
+	RH  byte // retain handling
+	RAP bool // retain as published
+	NL  bool // no local
+}
+
+// Event is one lifecycle observation. Only the fields that make sense for its
+// Kind are set. Events are immutable once published: observers must not
+// modify them (Payload in particular is shared with the broker).
+type Event struct {
+	Kind Kind
+	Time time.Time
+
+	// Client fields.
+	ClientID       string
+	Username       string
+	UsernameSet    bool // false: username absent (EMQX 4 sends JSON null)
+	Peer           netip.AddrPort
+	Listener       string
+	ProtoName      string
+	ProtoVer       byte
+	KeepAlive      uint16
+	CleanStart     bool
+	ExpiryInterval uint32
+	ConnAck        byte      // client.connack: the CONNACK code sent
+	ConnectedAt    time.Time // client.connected, client.disconnected
+	Reason         string    // disconnected, dropped, terminated: why
+
+	// Subscription fields (one event per topic filter).
+	Topic string
+	Opts  SubOpts
+
+	// Message fields.
+	QoS          byte
+	Retain       bool
+	Payload      []byte
+	FromClientID string
+	FromUsername string
+	FromUserSet  bool
+	MessageID    uint64 // unique per message inside this broker process
+}
+
+// Subscription receives the events of the kinds it asked for.
+type Subscription struct {
+	name    string
+	mask    uint64
+	ch      chan *Event
+	dropped atomic.Uint64
+	bus     *Bus
+}
+
+// C is the channel events arrive on. It is closed when the subscription is
+// closed or the bus is closed.
+func (s *Subscription) C() <-chan *Event { return s.ch }
+
+// Dropped reports how many events were dropped because the queue was full.
+func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
+
+// Name is the subscriber's name, for metrics and logs.
+func (s *Subscription) Name() string { return s.name }
+
+// Close unsubscribes and closes the channel.
+func (s *Subscription) Close() { s.bus.remove(s) }
+
+// Bus fans events out to subscriptions without ever blocking the publisher.
+// The zero value is not usable; call NewBus.
+type Bus struct {
+	// mu is held for reading while sending (so that no channel is closed
+	// under a sender) and for writing to add, remove or close.
+	mu     sync.RWMutex
+	subs   atomic.Pointer[[]*Subscription] // copy-on-write, read without lock
+	mask   atomic.Uint64                   // union of the subscriptions' kinds
+	closed bool
+}
+
+// NewBus returns an empty bus.
+func NewBus() *Bus {
+	b := &Bus{}
+	empty := []*Subscription{}
+	b.subs.Store(&empty)
+	return b
+}
+
+// Wants reports whether any subscription listens to k. The broker checks it
+// before building an event, so an unobserved kind costs one atomic load.
+func (b *Bus) Wants(k Kind) bool {
+	return b != nil && b.mask.Load()&(1<<uint(k)) != 0
+}
+
+// Subscribe registers a subscription named name for kinds, with a queue of
+// size events. With no kinds given it receives every kind.
+func (b *Bus) Subscribe(name string, size int, kinds ...Kind) *Subscription {
+	var mask uint64
+	for _, k := range kinds {
+		mask |= 1 << uint(k)
+	}
+	if len(kinds) == 0 {
+		for k := Kind(1); k < numKinds; k++ {
+			mask |= 1 << uint(k)
+		}
+	}
+	if size < 1 {
+		size = 1
+	}
+	s := &Subscription{name: name, mask: mask, ch: make(chan *Event, size), bus: b}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		close(s.ch)
+		return s
+	}
+	old := *b.subs.Load()
+	next := append(append(make([]*Subscription, 0, len(old)+1), old...), s)
+	b.subs.Store(&next)
+	b.recomputeMask(next)
+	return s
+}
+
+func (b *Bus) recomputeMask(subs []*Subscription) {
+	var m uint64
+	for _, s := range subs {
+		m |= s.mask
+	}
+	b.mask.Store(m)
+}
+
+func (b *Bus) remove(s *Subscription) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	old := *b.subs.Load()
+	next := make([]*Subscription, 0, len(old))
+	found := false
+	for _, o := range old {
+		if o == s {
+			found = true
+			continue
+		}
+		next = append(next, o)
+	}
+	if !found {
+		return
+	}
+	b.subs.Store(&next)
+	b.recomputeMask(next)
+	close(s.ch)
+}
+
+// Publish hands e to every subscription that wants its kind. It never blocks:
+// a full queue drops the event for that subscription and counts it. Publish
+// is safe for concurrent use, including concurrently with Close.
+func (b *Bus) Publish(e *Event) {
+	if b == nil || b.mask.Load()&(1<<uint(e.Kind)) == 0 {
+		return
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return
+	}
+	for _, s := range *b.subs.Load() {
+		if s.mask&(1<<uint(e.Kind)) == 0 {
+			continue
+		}
+		select {
+		case s.ch <- e:
+		default:
+			s.dropped.Add(1)
+		}
+	}
+}
+
+// Close closes every subscription's channel; later publishes are ignored.
+func (b *Bus) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	b.closed = true
+	for _, s := range *b.subs.Load() {
+		close(s.ch)
+	}
+	empty := []*Subscription{}
+	b.subs.Store(&empty)
+	b.mask.Store(0)
+}

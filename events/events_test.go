@@ -1,0 +1,76 @@
+package events
+
+import (
+	"sync"
+	"testing"
+)
+
+func TestBusDeliversWantedKindsOnly(t *testing.T) {
+	b := NewBus()
+	defer b.Close()
+	if b.Wants(ClientConnected) {
+		t.Fatal("empty bus wants nothing")
+	}
+	s := b.Subscribe("test", 4, ClientConnected)
+	if !b.Wants(ClientConnected) || b.Wants(MessagePublish) {
+		t.Fatal("mask must follow subscriptions")
+	}
+	b.Publish(&Event{Kind: MessagePublish})
+	b.Publish(&Event{Kind: ClientConnected, ClientID: "c1"})
+	e := <-s.C()
+	if e.Kind != ClientConnected || e.ClientID != "c1" || e.Time.IsZero() {
+		t.Fatalf("got %+v", e)
+	}
+	select {
+	case e := <-s.C():
+		t.Fatalf("unwanted event delivered: %v", e.Kind)
+	default:
+	}
+}
+
+func TestBusNeverBlocksAndCountsDrops(t *testing.T) {
+	b := NewBus()
+	defer b.Close()
+	s := b.Subscribe("slow", 2)
+	for i := 0; i < 10; i++ {
+		b.Publish(&Event{Kind: MessagePublish})
+	}
+	if got := s.Dropped(); got != 8 {
+		t.Fatalf("dropped = %d, want 8", got)
+	}
+	if len(s.C()) != 2 {
+		t.Fatalf("queued = %d, want 2", len(s.C()))
+	}
+}
+
+func TestBusCloseWhilePublishing(t *testing.T) {
+	b := NewBus()
+	s := b.Subscribe("x", 1)
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 1000; i++ {
+				b.Publish(&Event{Kind: ClientConnect})
+			}
+		}()
+	}
+	s.Close()
+	b.Close()
+	wg.Wait()
+	for range s.C() {
+	}
+}
+
+func TestKindNames(t *testing.T) {
+	for _, k := range Kinds() {
+		got, ok := ParseKind(k.String())
+		if !ok || got != k {
+			t.Fatalf("round trip of %v failed", k)
+		}
+	}
+	if _, ok := ParseKind("client.bogus"); ok {
+		t.Fatal("unknown name parsed")
+	}
+}
