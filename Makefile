@@ -1,0 +1,41 @@
+# mqgate: run, test, bench, lint.
+GO ?= go
+APT_PACKAGES := mosquitto-clients
+
+.PHONY: run build test deps lint bench fuzz
+
+## run: start the broker with its embedded defaults (MQTT on 127.0.0.1:1883)
+run:
+	$(GO) run ./cmd/mqgate serve
+
+## build: build the static binary into bin/mqgate
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/mqgate ./cmd/mqgate
+
+## deps: install what the tests need when it is missing (Debian packages)
+deps:
+	@missing=""; \
+	command -v mosquitto_pub >/dev/null 2>&1 || missing="$$missing mosquitto-clients"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+## test: install test dependencies, then run every test with the race detector
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+## lint: gofmt, go vet and staticcheck
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+## fuzz: run the codec and topic fuzzers for a short while
+fuzz:
+	$(GO) test ./mqtt -run '^$$' -fuzz FuzzDecode -fuzztime 30s
+	$(GO) test ./broker/topics -run '^$$' -fuzz FuzzIndexMatch -fuzztime 30s
+
+-include bench/Makefile.inc

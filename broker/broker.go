@@ -1,0 +1,216 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mqgate/mqgate/broker/topics"
+	"github.com/mqgate/mqgate/mqtt"
+)
+
+// ErrClosed is returned by Start after Shutdown.
+var ErrClosed = errors.New("broker: closed")
+
+// Broker is one MQTT broker node. Create it with New, then Start it; stop it
+// with Shutdown.
+type Broker struct {
+	opts Options
+	log  *slog.Logger
+
+	index    *topics.Index
+	retained *topics.Retained[*message]
+
+	// mu guards sessions and closed. Lock order: Broker.mu, then session.mu,
+	// then conn.wmu.
+	mu       sync.Mutex
+	sessions map[string]*session
+	closed   bool
+
+	listeners []*listener
+	conns     sync.Map // *conn → struct{}: every live connection
+
+	ctx    context.Context // cancelled by Shutdown
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine the broker starts
+
+	started time.Time
+	msgSeq  atomic.Uint64 // message ids
+	m       metrics
+}
+
+// New validates opts and returns a broker that is not yet listening.
+func New(opts Options) (*Broker, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxPacketSize <= 0 || opts.MaxPacketSize > 268435455+5 {
+		return nil, fmt.Errorf("broker: max packet size %d out of range", opts.MaxPacketSize)
+	}
+	if opts.MaxQoS > 2 {
+		return nil, fmt.Errorf("broker: max qos %d out of range", opts.MaxQoS)
+	}
+	if opts.MaxInflight < 1 || opts.MaxInflight > 65535 {
+		return nil, fmt.Errorf("broker: max inflight %d out of range 1..65535", opts.MaxInflight)
+	}
+	if opts.ReceiveMaximum < 1 || opts.ReceiveMaximum > 65535 {
+		return nil, fmt.Errorf("broker: receive maximum %d out of range 1..65535", opts.ReceiveMaximum)
+	}
+	if opts.MaxClientIDLen < 1 {
+		opts.MaxClientIDLen = 65535
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &Broker{
+		opts:     opts,
+		log:      opts.Logger.With("component", "broker"),
+		index:    topics.NewIndex(opts.SharedStrategy),
+		retained: topics.NewRetained[*message](),
+		sessions: make(map[string]*session),
+		ctx:      ctx,
+		cancel:   cancel,
+	}
+	return b, nil
+}
+
+// listener is one bound listening socket.
+type listener struct {
+	cfg   Listener
+	ln    net.Listener
+	count atomic.Int64 // live connections
+	ident string
+}
+
+// Start binds every listener and starts accepting. It fails without
+// listening at all if any listener cannot bind.
+func (b *Broker) Start() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	b.mu.Unlock()
+	var lns []*listener
+	for _, l := range b.opts.Listeners {
+		ln, err := net.Listen("tcp", l.Addr)
+		if err != nil {
+			for _, o := range lns {
+				_ = o.ln.Close()
+			}
+			return fmt.Errorf("broker: listener tcp.%s on %s: %w", l.Name, l.Addr, err)
+		}
+		lns = append(lns, &listener{cfg: l, ln: ln, ident: "tcp:" + l.Name})
+	}
+	b.started = time.Now()
+	b.listeners = lns
+	for _, l := range lns {
+		b.log.Info("listening", "listener", l.ident, "addr", l.ln.Addr().String())
+		b.goRun(func() { b.acceptLoop(l) })
+	}
+	b.startSys()
+	return nil
+}
+
+// goRun starts f on a goroutine owned by the broker: Shutdown waits for it.
+func (b *Broker) goRun(f func()) {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		f()
+	}()
+}
+
+// Addr returns the bound address of the named listener, or nil.
+func (b *Broker) Addr(name string) net.Addr {
+	for _, l := range b.listeners {
+		if l.cfg.Name == name {
+			return l.ln.Addr()
+		}
+	}
+	return nil
+}
+
+func (b *Broker) acceptLoop(l *listener) {
+	var delay time.Duration
+	for {
+		nc, err := l.ln.Accept()
+		if err != nil {
+			if b.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Temporary failures such as EMFILE: back off, as net/http does.
+			if delay == 0 {
+				delay = 5 * time.Millisecond
+			} else if delay *= 2; delay > time.Second {
+				delay = time.Second
+			}
+			b.log.Warn("accept failed", "listener", l.ident, "err", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+			case <-b.ctx.Done():
+				return
+			}
+			continue
+		}
+		delay = 0
+		if max := l.cfg.MaxConnections; max > 0 && l.count.Load() >= int64(max) {
+			b.m.connRefused.Add(1)
+			_ = nc.Close()
+			continue
+		}
+		l.count.Add(1)
+		c := newConn(b, l, nc)
+		b.conns.Store(c, struct{}{})
+		b.wg.Add(1)
+		go c.readLoop()
+	}
+}
+
+// Shutdown stops accepting, sends v5 clients DISCONNECT 0x8B (server
+// shutting down), flushes what each connection has queued and closes it. It
+// returns when every goroutine of the broker has ended or ctx expires.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	b.mu.Unlock()
+	for _, l := range b.listeners {
+		_ = l.ln.Close()
+	}
+	b.cancel()
+	b.conns.Range(func(k, _ any) bool {
+		k.(*conn).kick(mqtt.ServerShuttingDown, "shutdown")
+		return true
+	})
+	done := make(chan struct{})
+	go func() {
+		b.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		// Flushing took too long: cut every connection and wait again.
+		b.conns.Range(func(k, _ any) bool {
+			_ = k.(*conn).nc.Close()
+			return true
+		})
+		<-done
+	}
+	b.mu.Lock()
+	for _, s := range b.sessions {
+		s.stopTimers()
+	}
+	b.mu.Unlock()
+	return nil
+}
+
+// newMessageID returns a process-unique message id.
+func (b *Broker) newMessageID() uint64 { return b.msgSeq.Add(1) }

@@ -1,0 +1,276 @@
+package broker
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/mqgate/mqgate/access"
+	"github.com/mqgate/mqgate/broker/topics"
+	"github.com/mqgate/mqgate/events"
+	"github.com/mqgate/mqgate/mqtt"
+)
+
+// handlePublish handles an inbound PUBLISH: topic alias, limits,
+// authorization, the QoS 2 duplicate check, retained store, routing and the
+// acknowledgement.
+func (c *conn) handlePublish(p *mqtt.Publish) error {
+	b := c.b
+	b.m.publishReceived.Add(1)
+	b.m.msgReceived.Add(1)
+	b.m.msgQoSReceived[p.QoS].Add(1)
+
+	if c.version == mqtt.V5 && p.Props.Has(mqtt.PropTopicAlias) {
+		a := p.Props.TopicAlias
+		if a == 0 || a > b.opts.MaxTopicAlias {
+			// [MQTT-3.3.2-9] [MQTT-3.3.2-10] alias out of range.
+			c.setStop(mqtt.TopicAliasInvalid, "topic_alias_invalid")
+			return errStop
+		}
+		if p.Topic == "" {
+			t, ok := c.aliasIn[a]
+			if !ok {
+				c.setStop(mqtt.ProtocolError, "topic_alias_unknown")
+				return errStop
+			}
+			p.Topic = t
+		} else {
+			if c.aliasIn == nil {
+				c.aliasIn = make(map[uint16]string)
+			}
+			c.aliasIn[a] = p.Topic
+		}
+		p.Props.Clear(mqtt.PropTopicAlias)
+	}
+	if err := mqtt.ValidTopicName(p.Topic); err != nil || (b.opts.MaxTopicLevels > 0 && mqtt.TopicLevels(p.Topic) > b.opts.MaxTopicLevels) {
+		b.m.publishError.Add(1)
+		c.setStop(mqtt.TopicNameInvalid, "topic_name_invalid")
+		return errStop
+	}
+	if p.QoS > b.opts.MaxQoS {
+		// [MQTT-3.2.2-11] a QoS above Maximum QoS is answered with 0x9B.
+		c.setStop(mqtt.QoSNotSupported, "qos_not_supported")
+		return errStop
+	}
+	if p.Retain && !b.opts.RetainAvailable {
+		// [MQTT-3.2.2-14]
+		c.setStop(mqtt.RetainNotSupported, "retain_not_supported")
+		return errStop
+	}
+	if p.QoS == 2 {
+		s := c.sess
+		s.mu.Lock()
+		if _, dup := s.awaitRel[p.PacketID]; dup {
+			// [MQTT-4.3.3-9] a resent QoS 2 PUBLISH is not delivered again.
+			s.mu.Unlock()
+			c.writePacket(&mqtt.Ack{PacketType: mqtt.PUBREC, PacketID: p.PacketID})
+			return nil
+		}
+		if len(s.awaitRel) >= b.opts.ReceiveMaximum {
+			s.mu.Unlock()
+			// [MQTT-3.3.4-9] more QoS 2 in flight than our Receive Maximum.
+			c.setStop(mqtt.ReceiveMaximumExceeded, "receive_maximum_exceeded")
+			return errStop
+		}
+		s.mu.Unlock()
+	}
+
+	if !c.authorize(access.Publish, p.Topic, p.QoS, p.Retain) {
+		b.m.publishAuthErr.Add(1)
+		if b.opts.ACLDenyDisconnect {
+			c.setStop(mqtt.NotAuthorized, "not_authorized")
+			return errStop
+		}
+		// v5 tells the publisher; 3.1.x has no way to, the message is dropped.
+		switch p.QoS {
+		case 1:
+			c.writePacket(&mqtt.Ack{PacketType: mqtt.PUBACK, PacketID: p.PacketID, ReasonCode: mqtt.NotAuthorized})
+		case 2:
+			c.writePacket(&mqtt.Ack{PacketType: mqtt.PUBREC, PacketID: p.PacketID, ReasonCode: mqtt.NotAuthorized})
+		}
+		return nil
+	}
+
+	m := c.newMessage(p)
+	n := b.publish(m)
+	code := mqtt.Success
+	if n == 0 && c.version == mqtt.V5 {
+		code = mqtt.NoMatchingSubscribers
+	}
+	switch p.QoS {
+	case 1:
+		c.writePacket(&mqtt.Ack{PacketType: mqtt.PUBACK, PacketID: p.PacketID, ReasonCode: code})
+	case 2:
+		s := c.sess
+		s.mu.Lock()
+		if s.awaitRel == nil {
+			s.awaitRel = make(map[uint16]time.Time)
+		}
+		s.awaitRel[p.PacketID] = time.Now()
+		s.mu.Unlock()
+		c.writePacket(&mqtt.Ack{PacketType: mqtt.PUBREC, PacketID: p.PacketID, ReasonCode: code})
+	}
+	return nil
+}
+
+// newMessage turns an inbound PUBLISH into a routed message.
+func (c *conn) newMessage(p *mqtt.Publish) *message {
+	now := time.Now()
+	m := &message{
+		id:      c.b.newMessageID(),
+		topic:   p.Topic,
+		payload: p.Payload,
+		qos:     p.QoS,
+		retain:  p.Retain,
+		created: now,
+		from:    c.clientID,
+	}
+	if c.connect != nil {
+		m.fromUser, m.userSet = c.connect.Username, c.connect.UsernameSet
+	}
+	if c.version == mqtt.V5 && !p.Props.Empty() {
+		props := p.Props
+		props.SubscriptionIDs = nil // [MQTT-3.3.4-6] ids are per subscriber
+		props.Clear(mqtt.PropTopicAlias)
+		if props.Has(mqtt.PropMessageExpiry) {
+			m.expiry = now.Add(time.Duration(props.MessageExpiry) * time.Second)
+			props.Clear(mqtt.PropMessageExpiry)
+		}
+		if !props.Empty() {
+			m.props = &props
+		}
+	}
+	return m
+}
+
+// handleAck handles PUBACK, PUBREC, PUBREL and PUBCOMP.
+func (c *conn) handleAck(p *mqtt.Ack) error {
+	if p.PacketType == mqtt.PUBREL {
+		s := c.sess
+		s.mu.Lock()
+		_, ok := s.awaitRel[p.PacketID]
+		delete(s.awaitRel, p.PacketID)
+		s.mu.Unlock()
+		code := mqtt.Success
+		if !ok && c.version == mqtt.V5 {
+			code = mqtt.PacketIDNotFound
+		}
+		// [MQTT-4.3.3-11] answer PUBREL with PUBCOMP.
+		c.writePacket(&mqtt.Ack{PacketType: mqtt.PUBCOMP, PacketID: p.PacketID, ReasonCode: code})
+		return nil
+	}
+	c.sess.ack(c, p)
+	return nil
+}
+
+// matchPool recycles the slices Match fills.
+var matchPool = sync.Pool{New: func() any { s := make([]topics.Sub, 0, 16); return &s }}
+
+// publish routes m to every matching subscription, stores or clears it as
+// a retained message, and returns the number of deliveries.
+func (b *Broker) publish(m *message) int {
+	if m.retain {
+		b.storeRetained(m)
+	}
+	if bus := b.opts.Events; !m.sys && bus.Wants(events.MessagePublish) {
+		bus.Publish(b.messageEvent(events.MessagePublish, m, m.from, ""))
+	}
+	sp := matchPool.Get().(*[]topics.Sub)
+	subs := b.index.Match(m.topic, m.from, (*sp)[:0])
+	n := 0
+	var enc encCache
+	for i := range subs {
+		sub := &subs[i]
+		if sub.Client == nil {
+			continue // merged into an earlier entry
+		}
+		if sub.Group == "" && m.from != "" && sub.Client.ClientID() == m.from && (sub.NoLocal || b.opts.IgnoreLoopDeliver) {
+			// [MQTT-3.8.3-3] no local: not sent back to its publisher.
+			b.m.droppedNoLocal.Add(1)
+			continue
+		}
+		qos, rap := sub.QoS, sub.RetainAsPublished
+		var ids []uint32
+		if sub.ID != 0 {
+			ids = []uint32{sub.ID}
+		}
+		if sub.Group == "" {
+			// Overlapping subscriptions of one client: one copy at the
+			// highest QoS, with every subscription identifier
+			// [MQTT-3.3.4-2] [MQTT-3.3.4-3] [MQTT-3.3.4-5].
+			for j := i + 1; j < len(subs); j++ {
+				o := &subs[j]
+				if o.Client != sub.Client || o.Group != "" {
+					continue
+				}
+				if o.QoS > qos {
+					qos = o.QoS
+				}
+				rap = rap || o.RetainAsPublished
+				if o.ID != 0 {
+					ids = append(ids, o.ID)
+				}
+				o.Client = nil
+			}
+		}
+		if qos > m.qos {
+			qos = m.qos
+		}
+		s := sub.Client.(*session)
+		// [MQTT-3.3.1-12] [MQTT-3.3.1-13] retain as published, else cleared.
+		s.deliver(delivery{msg: m, qos: qos, retain: m.retain && rap, subIDs: ids, enc: &enc})
+		n++
+	}
+	enc.release()
+	clear(subs)
+	*sp = subs[:0]
+	matchPool.Put(sp)
+	if n == 0 && !m.sys {
+		b.m.msgDroppedNoSubscribers.Add(1)
+	}
+	return n
+}
+
+// storeRetained sets or clears the retained message of m's topic
+// [MQTT-3.3.1-5] [MQTT-3.3.1-6] [MQTT-3.3.1-10] [MQTT-3.3.1-11].
+func (b *Broker) storeRetained(m *message) {
+	if len(m.payload) == 0 {
+		b.retained.Delete(m.topic)
+		return
+	}
+	if max := b.opts.MaxRetainedPayload; max > 0 && len(m.payload) > max {
+		b.log.Debug("retained message too large, not stored", "topic_len", len(m.topic), "size", len(m.payload))
+		return
+	}
+	if max := b.opts.MaxRetained; max > 0 && b.retained.Count() >= max {
+		if _, exists := b.retained.Get(m.topic); !exists {
+			b.log.Debug("retained store full, message not stored", "max", max)
+			return
+		}
+	}
+	b.m.msgRetained.Add(1)
+	b.retained.Set(m.topic, m)
+}
+
+// authorize asks the Authorizer (or applies acl_nomatch) for this client.
+func (c *conn) authorize(a access.Action, topic string, qos byte, retain bool) bool {
+	b := c.b
+	if c.sess != nil && c.superuser {
+		return true
+	}
+	v := b.opts.ACLNoMatch
+	if b.opts.Authorizer != nil {
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		d := b.opts.Authorizer.Authorize(ctx, access.Request{Identity: c.identity(), Action: a, Topic: topic, QoS: qos, Retain: retain})
+		cancel()
+		if d.Verdict != access.Ignore {
+			v = d.Verdict
+		}
+	}
+	if v == access.Allow {
+		b.m.aclAllow.Add(1)
+		return true
+	}
+	b.m.aclDeny.Add(1)
+	return false
+}

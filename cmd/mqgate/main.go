@@ -1,0 +1,198 @@
+// Command mqgate is the mqgate MQTT broker.
+//
+//	mqgate serve [-c FILE]   run the broker (embedded defaults without -c)
+//	mqgate version           print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/mqgate/mqgate/access"
+	"github.com/mqgate/mqgate/broker"
+	"github.com/mqgate/mqgate/broker/topics"
+	"github.com/mqgate/mqgate/config"
+	"github.com/mqgate/mqgate/events"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+}
+
+const usage = `usage:
+  mqgate serve [-c FILE]   run the broker; without -c it runs on the embedded defaults
+  mqgate version           print the version
+`
+
+// run is main without the process: it returns the exit code.
+func run(args, environ []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], environ, stderr)
+	case "version", "-v", "--version":
+		fmt.Fprintf(stdout, "mqgate %s\n", buildVersion())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "mqgate: unknown command %q\n%s", args[0], usage)
+		return 2
+	}
+}
+
+// buildVersion returns the version stamped at build time, else the module
+// version, else "dev".
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func serve(args, environ []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "", "config file (key = value); embedded defaults when empty")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(*path, environ)
+	if err != nil {
+		fmt.Fprintf(stderr, "mqgate: invalid configuration:\n%v\n", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	opts, err := brokerOptions(cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "mqgate: %v\n", err)
+		return 2
+	}
+	bus := events.NewBus()
+	defer bus.Close()
+	opts.Events = bus
+	b, err := broker.New(opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "mqgate: %v\n", err)
+		return 1
+	}
+	if err := b.Start(); err != nil {
+		fmt.Fprintf(stderr, "mqgate: %v\n", err)
+		return 1
+	}
+	log.Info("mqgate started", "version", opts.Version, "node", opts.NodeName)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	<-ctx.Done()
+	stop()
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Duration("broker.shutdown_timeout"))
+	defer cancel()
+	if err := b.Shutdown(sctx); err != nil {
+		log.Error("shutdown", "err", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	switch cfg.String("log.level") {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		level = slog.LevelInfo
+	}
+	ho := &slog.HandlerOptions{Level: level}
+	if cfg.String("log.format") == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho))
+	}
+	return slog.New(slog.NewTextHandler(w, ho))
+}
+
+// brokerOptions maps the configuration onto broker.Options.
+func brokerOptions(cfg *config.Config, log *slog.Logger) (broker.Options, error) {
+	o := broker.DefaultOptions()
+	o.Logger = log
+	o.Version = buildVersion()
+	o.NodeName = cfg.String("node.name")
+	o.Listeners = nil
+	for _, name := range cfg.Instances("listener.tcp.<name>") {
+		key := "listener.tcp." + name
+		o.Listeners = append(o.Listeners, broker.Listener{
+			Name:           name,
+			Addr:           cfg.String(key),
+			MaxConnections: int(cfg.Int(key + ".max_connections")),
+		})
+	}
+	if len(o.Listeners) == 0 {
+		return o, errors.New("no listener configured: set listener.tcp.<name> = host:port")
+	}
+	o.AllowAnonymous = cfg.Bool("allow_anonymous")
+	o.ACLNoMatch = access.Allow
+	if cfg.String("acl_nomatch") == "deny" {
+		o.ACLNoMatch = access.Deny
+	}
+	o.ACLDenyDisconnect = cfg.String("acl_deny_action") == "disconnect"
+	o.MaxPacketSize = int(cfg.Bytes("mqtt.max_packet_size"))
+	o.MaxClientIDLen = int(cfg.Int("mqtt.max_clientid_len"))
+	o.MaxTopicLevels = int(cfg.Int("mqtt.max_topic_levels"))
+	o.MaxQoS = byte(cfg.Int("mqtt.max_qos_allowed"))
+	o.MaxTopicAlias = uint16(cfg.Int("mqtt.max_topic_alias"))
+	o.RetainAvailable = cfg.Bool("mqtt.retain_available")
+	o.WildcardSubscription = cfg.Bool("mqtt.wildcard_subscription")
+	o.SharedSubscription = cfg.Bool("mqtt.shared_subscription")
+	o.MaxKeepAlive = uint16(cfg.Int("mqtt.max_keepalive"))
+	o.MaxSubscriptions = int(cfg.Int("mqtt.max_subscriptions"))
+	o.MaxInflight = int(cfg.Int("mqtt.max_inflight"))
+	o.ReceiveMaximum = int(cfg.Int("mqtt.receive_maximum"))
+	o.MaxMqueueLen = int(cfg.Int("mqtt.max_mqueue_len"))
+	o.MqueueStoreQoS0 = cfg.Bool("mqtt.mqueue_store_qos0")
+	o.MqueueDropNew = cfg.String("mqtt.mqueue_overflow") == "drop_new"
+	o.MaxQueuedBytes = int(cfg.Bytes("mqtt.max_queued_bytes"))
+	o.RetryInterval = cfg.Duration("mqtt.retry_interval")
+	o.AwaitRelTimeout = cfg.Duration("mqtt.await_rel_timeout")
+	o.SessionExpiry = cfg.Duration("mqtt.session_expiry_interval")
+	o.MaxSessionExpiry = cfg.Duration("mqtt.max_session_expiry")
+	o.IdleTimeout = cfg.Duration("mqtt.idle_timeout")
+	o.IgnoreLoopDeliver = cfg.Bool("mqtt.ignore_loop_deliver")
+	o.SysInterval = cfg.Duration("broker.sys_interval")
+	o.SysHeartbeat = cfg.Duration("broker.sys_heartbeat")
+	st, err := topics.ParseStrategy(cfg.String("broker.shared_subscription_strategy"))
+	if err != nil {
+		return o, fmt.Errorf("broker.shared_subscription_strategy: %w", err)
+	}
+	o.SharedStrategy = st
+	o.ShutdownTimeout = cfg.Duration("broker.shutdown_timeout")
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 10 * time.Second
+	}
+	o.MaxRetained = int(cfg.Int("retainer.max_retained_messages"))
+	o.MaxRetainedPayload = int(cfg.Bytes("retainer.max_payload_size"))
+	o.PresenceQoS = byte(cfg.Int("module.presence.qos"))
+	return o, nil
+}
