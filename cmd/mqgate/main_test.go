@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mqgate/mqgate/internal/testutil"
+	"github.com/mqgate/mqgate/mqtt"
+)
+
+// The test binary doubles as mqgate when MQGATE_TEST_MAIN is set, so that
+// serve runs in a child process that can receive real signals.
+func TestMain(m *testing.M) {
+	if os.Getenv("MQGATE_TEST_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func TestVersion(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"version"}, nil, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.HasPrefix(out.String(), "mqgate ") {
+		t.Fatalf("version output %q", out.String())
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"frobnicate"}, nil, &out, &errb); code != 2 {
+		t.Fatalf("exit %d, want 2", code)
+	}
+	if !strings.Contains(errb.String(), `unknown command "frobnicate"`) {
+		t.Fatalf("stderr %q", errb.String())
+	}
+}
+
+// TestServeRejectsBadConfig checks that a bad config stops the start with
+// the file, line and key named, and that no listener is opened.
+func TestServeRejectsBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mqgate.conf")
+	conf := "# test\nlistener.tcp.external = 127.0.0.1:0\nmqtt.max_pakcet_size = 1MB\nmqtt.max_qos_allowed = 3\n"
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := run([]string{"serve", "-c", path}, nil, &out, &errb)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2; stderr: %s", code, errb.String())
+	}
+	msg := errb.String()
+	for _, want := range []string{"mqgate.conf:3", `"mqtt.max_pakcet_size"`, `did you mean "mqtt.max_packet_size"`, "mqgate.conf:4", "mqtt.max_qos_allowed"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error output lacks %q:\n%s", want, msg)
+		}
+	}
+}
+
+func TestServeRejectsBadEnv(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run([]string{"serve"}, []string{"MQGATE__MQTT__MAX_PACKET_SIZE=12XB"}, &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "MQGATE__MQTT__MAX_PACKET_SIZE") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
+func TestServePortInUse(t *testing.T) {
+	_, addr := testutil.RunBroker(t, nil)
+	var out, errb bytes.Buffer
+	code := run([]string{"serve"}, []string{"MQGATE__LISTENER__TCP__EXTERNAL=" + addr, "MQGATE__LOG__LEVEL=error"}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "listener tcp.external") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
+var listenRE = regexp.MustCompile(`msg=listening .*addr=(127\.0\.0\.1:\d+)`)
+
+// TestServeGracefulShutdown runs mqgate serve in a child process, connects
+// a v5 client, sends SIGTERM and expects DISCONNECT 0x8B and exit status 0.
+func TestServeGracefulShutdown(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "serve")
+	cmd.Env = append(os.Environ(),
+		"MQGATE_TEST_MAIN=1",
+		"MQGATE__LISTENER__TCP__EXTERNAL=127.0.0.1:0",
+		"MQGATE__NODE__DATA_DIR="+t.TempDir(),
+	)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stderr)
+	addr := ""
+	for lines.Scan() {
+		if m := listenRE.FindStringSubmatch(lines.Text()); m != nil {
+			addr = m[1]
+			break
+		}
+	}
+	if addr == "" {
+		_ = cmd.Process.Kill()
+		t.Fatal("broker did not report its address")
+	}
+	go func() {
+		for lines.Scan() {
+		}
+	}()
+
+	c := testutil.Dial(t, addr, mqtt.V5)
+	if ack := c.Connect(&mqtt.Connect{ClientID: "x", CleanStart: true}); ack.ReasonCode != 0 {
+		t.Fatalf("connack %v", ack.ReasonCode)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	got := c.ExpectClosed()
+	if len(got) != 1 {
+		t.Fatalf("want one DISCONNECT before close, got %d packets", len(got))
+	}
+	if d, ok := got[0].(*mqtt.Disconnect); !ok || d.ReasonCode != mqtt.ServerShuttingDown {
+		t.Fatalf("want DISCONNECT 0x8B, got %#v", got[0])
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("mqgate exit: %v", err)
+	}
+}
