@@ -112,6 +112,7 @@ func (b *Broker) Start() error {
 		b.goRun(func() { b.acceptLoop(l) })
 	}
 	b.startSys()
+	b.startSweeper()
 	return nil
 }
 

@@ -52,7 +52,8 @@ type outMsg struct {
 	subIDs []uint32
 	pid    uint16
 	state  outState
-	seq    uint64 // send order, for redelivery in order
+	seq    uint64    // send order, for redelivery in order
+	sent   time.Time // last (re)send, for retry_interval
 }
 
 // session is the state of one client id: subscriptions, outbound QoS 1/2
@@ -198,7 +199,7 @@ func (s *session) send(d delivery) {
 	if d.qos > 0 {
 		pid = s.allocPID()
 		s.sendSeq++
-		om = &outMsg{msg: d.msg, qos: d.qos, retain: d.retain, subIDs: d.subIDs, pid: pid, seq: s.sendSeq}
+		om = &outMsg{msg: d.msg, qos: d.qos, retain: d.retain, subIDs: d.subIDs, pid: pid, seq: s.sendSeq, sent: time.Now()}
 		if d.qos == 1 {
 			om.state = awaitPuback
 		} else {
@@ -301,6 +302,7 @@ func (s *session) ack(c *conn, p *mqtt.Ack) {
 			break
 		}
 		om.state = awaitPubcomp
+		om.sent = time.Now()
 		// [MQTT-4.3.3-3] answer PUBREC with PUBREL.
 		c.writePacket(&mqtt.Ack{PacketType: mqtt.PUBREL, PacketID: p.PacketID})
 		return
