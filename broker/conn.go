@@ -285,10 +285,13 @@ func (c *conn) write(p []byte) bool {
 		*c.out = (*c.out)[:0]
 	}
 	if max := c.b.opts.MaxQueuedBytes; max > 0 && len(*c.out)+len(p) > max {
+		already := c.stopping
 		c.wmu.Unlock()
-		c.b.m.slowConsumers.Add(1)
-		c.b.log.Warn("slow consumer disconnected", "client", c.clientID, "peer", c.peer.String(), "queued_bytes", max)
-		c.kickNow(mqtt.QuotaExceeded, "slow_consumer")
+		if !already {
+			c.b.m.slowConsumers.Add(1)
+			c.b.log.Warn("slow consumer disconnected", "client", c.clientID, "peer", c.peer.String(), "queued_bytes", max)
+			c.kickNow(mqtt.QuotaExceeded, "slow_consumer")
+		}
 		return false
 	}
 	*c.out = append(*c.out, p...)

@@ -379,6 +379,9 @@ func (b *Broker) detach(c *conn, why string) {
 			// [MQTT-3.1.3-9] the will waits for its delay unless the client
 			// comes back first.
 			s.willT = time.AfterFunc(delay, func() {
+				if b.ctx.Err() != nil {
+					return // shutting down
+				}
 				s.mu.Lock()
 				due := s.willT != nil && s.conn == nil
 				s.willT = nil
@@ -408,6 +411,9 @@ func (b *Broker) detach(c *conn, why string) {
 // [MQTT-4.1.0-2]. c is the connection it was last attached to, whose will
 // is published now if it was delayed past the session's end.
 func (b *Broker) expireSession(s *session, c *conn) {
+	if b.ctx.Err() != nil {
+		return // shutting down
+	}
 	b.mu.Lock()
 	s.mu.Lock()
 	if s.conn != nil || s.ended || b.sessions[s.id] != s {

@@ -53,6 +53,12 @@ const (
 	WildcardSubNotSupported    ReasonCode = 0xA2
 )
 
+// Other names of Success, as DISCONNECT and SUBACK use it.
+const (
+	NormalDisconnection ReasonCode = 0x00
+	GrantedQoS0         ReasonCode = 0x00
+)
+
 // MQTT 3.1 / 3.1.1 CONNACK return codes (MQTT 3.1.1 §3.2.2.3).
 const (
 	V3Accepted            ReasonCode = 0

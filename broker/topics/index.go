@@ -24,6 +24,7 @@ type Index struct {
 	clients map[Subscriber]map[subKey]*entry // every subscription, by owner
 	count   int                              // subscriptions, shared ones included
 	shared  int                              // shared subscriptions
+	routes  int                              // nodes holding at least one subscription
 }
 
 // node is one level of the trie. The path from the root to a node spells a
@@ -100,6 +101,9 @@ func (ix *Index) Subscribe(s Sub) (replaced bool) {
 	}
 
 	n := ix.insert(s.Filter)
+	if len(n.subs) == 0 && len(n.groups) == 0 {
+		ix.routes++
+	}
 	e := &entry{n: n}
 	if s.Group == "" {
 		e.idx = len(n.subs)
@@ -220,6 +224,9 @@ func (ix *Index) remove(e *entry) {
 		}
 	} else {
 		n.subs, n.owners = swapRemove(n.subs, n.owners, e.idx)
+	}
+	if len(n.subs) == 0 && len(n.groups) == 0 {
+		ix.routes--
 	}
 	ix.prune(n)
 }
@@ -379,6 +386,14 @@ func (ix *Index) SharedCount() int {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	return ix.shared
+}
+
+// RouteCount returns the number of distinct filters that have at least one
+// subscription: len(Routes()) without building the list.
+func (ix *Index) RouteCount() int {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.routes
 }
 
 // Routes returns the distinct filters that have at least one subscription,

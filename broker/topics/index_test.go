@@ -434,8 +434,8 @@ func assertEmpty(t *testing.T, ix *Index) {
 	t.Helper()
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	if ix.count != 0 || ix.shared != 0 {
-		t.Errorf("count = %d, shared = %d, want 0", ix.count, ix.shared)
+	if ix.count != 0 || ix.shared != 0 || ix.routes != 0 {
+		t.Errorf("count = %d, shared = %d, routes = %d, want 0", ix.count, ix.shared, ix.routes)
 	}
 	if len(ix.clients) != 0 {
 		t.Errorf("%d clients left in the index", len(ix.clients))
@@ -495,6 +495,19 @@ func TestIndexRoutesAndSubscriptions(t *testing.T) {
 	if got, want := ix.Routes(), []string{"#", "$SYS/x", "a/#", "b/+"}; !slices.Equal(got, want) {
 		t.Errorf("Routes() = %q, want %q", got, want)
 	}
+	if got := ix.RouteCount(); got != 4 {
+		t.Errorf("RouteCount() = %d, want 4", got)
+	}
+	ix.Unsubscribe(c, "a/#", "")
+	if got := ix.RouteCount(); got != 4 {
+		t.Errorf("RouteCount() after removing one of two a/# = %d, want 4", got)
+	}
+	ix.Unsubscribe(c, "a/#", "g")
+	if got := ix.RouteCount(); got != 3 {
+		t.Errorf("RouteCount() after removing the last a/# = %d, want 3", got)
+	}
+	ix.Subscribe(Sub{Client: c, Filter: "a/#", Group: "g", QoS: 2})
+	ix.Subscribe(Sub{Client: c, Filter: "a/#", QoS: 0})
 	got := ix.Subscriptions(c)
 	want := []Sub{
 		{Client: c, Filter: "a/#", QoS: 0},
