@@ -124,7 +124,7 @@ func (b *Broker) Stats() map[string]int64 {
 	b.mu.Unlock()
 	subs := int64(b.index.Count())
 	shared := int64(b.index.SharedCount())
-	routes := int64(len(b.index.Routes()))
+	routes := int64(b.index.RouteCount())
 	retained := int64(b.retained.Count())
 	bump(&b.m.connMax, conns)
 	bump(&b.m.sessionsMax, sessions)
