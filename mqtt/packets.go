@@ -6,6 +6,20 @@
 // malformed packet or a protocol error is reported as an *Error carrying the
 // reason code that a v5 DISCONNECT (or CONNACK) must send, and the rule id it
 // breaks. Decoding never panics on any input (see FuzzDecode).
+//
+// Encoding appends to a caller's buffer and does not allocate when the buffer
+// is large enough. For versions before 5.0 it leaves out properties, reason
+// codes and other 5.0-only fields. It fails, with an error wrapping
+// ErrInvalidPacket and dst unchanged, only for values that cannot be
+// represented: an unknown version, a field longer than 65,535 bytes, a QoS or
+// Retain Handling above 2, a property the packet type does not carry, a
+// packet longer than MaxRemainingLength, AUTH before 5.0. Other protocol rules
+// are not enforced on encode (an empty SUBSCRIBE or a wildcard topic encode
+// as given), so tests can build the packets a broker must reject.
+//
+// Rule ids, in comments and in Error.Rule, follow the MQTT 5.0 numbering.
+// Where 3.1.1 numbers a rule differently both ids are given, and errors
+// found on a 3.x connection carry the 3.1.1 id.
 package mqtt
 
 // Type is the MQTT control packet type (the high nibble of the first byte).
