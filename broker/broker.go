@@ -33,7 +33,8 @@ type Broker struct {
 	closed   bool
 
 	listeners []*listener
-	conns     sync.Map // *conn → struct{}: every live connection
+	connsMu   sync.Mutex
+	conns     map[*conn]struct{} // every live connection
 
 	ctx    context.Context // cancelled by Shutdown
 	cancel context.CancelFunc
@@ -71,6 +72,7 @@ func New(opts Options) (*Broker, error) {
 		index:    topics.NewIndex(opts.SharedStrategy),
 		retained: topics.NewRetained[*message](),
 		sessions: make(map[string]*session),
+		conns:    make(map[*conn]struct{}),
 		ctx:      ctx,
 		cancel:   cancel,
 	}
@@ -165,9 +167,11 @@ func (b *Broker) acceptLoop(l *listener) {
 		}
 		l.count.Add(1)
 		c := newConn(b, l, nc)
-		b.conns.Store(c, struct{}{})
+		b.connsMu.Lock()
+		b.conns[c] = struct{}{}
+		b.connsMu.Unlock()
 		b.wg.Add(1)
-		go c.readLoop()
+		go c.serve()
 	}
 }
 
@@ -186,10 +190,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		_ = l.ln.Close()
 	}
 	b.cancel()
-	b.conns.Range(func(k, _ any) bool {
-		k.(*conn).kick(mqtt.ServerShuttingDown, "shutdown")
-		return true
-	})
+	for _, c := range b.liveConns() {
+		c.kick(mqtt.ServerShuttingDown, "shutdown")
+	}
 	done := make(chan struct{})
 	go func() {
 		b.wg.Wait()
@@ -199,10 +202,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		// Flushing took too long: cut every connection and wait again.
-		b.conns.Range(func(k, _ any) bool {
-			_ = k.(*conn).nc.Close()
-			return true
-		})
+		for _, c := range b.liveConns() {
+			_ = c.nc.Close()
+		}
 		<-done
 	}
 	b.mu.Lock()
@@ -211,6 +213,17 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	}
 	b.mu.Unlock()
 	return nil
+}
+
+// liveConns returns a snapshot of the live connections.
+func (b *Broker) liveConns() []*conn {
+	b.connsMu.Lock()
+	defer b.connsMu.Unlock()
+	list := make([]*conn, 0, len(b.conns))
+	for c := range b.conns {
+		list = append(list, c)
+	}
+	return list
 }
 
 // newMessageID returns a process-unique message id.

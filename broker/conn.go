@@ -14,7 +14,7 @@ import (
 // smallBuf is the read buffer every connection owns. An idle connection
 // parks its reader on these bytes only; larger reads borrow a pooled buffer
 // while data keeps arriving and give it back after a short read.
-const smallBuf = 256
+const smallBuf = 128
 
 // bigBuf is the pooled read buffer size used while a connection is busy.
 const bigBuf = 16 << 10
@@ -40,7 +40,8 @@ type conn struct {
 	version   mqtt.Version
 	clientID  string
 	sess      *session
-	connect   *mqtt.Connect // the CONNECT (password cleared)
+	info      connInfo // from the CONNECT; valid once infoSet
+	infoSet   bool
 	connAt    time.Time
 	superuser bool
 
@@ -59,6 +60,7 @@ type conn struct {
 	out      *[]byte // pending bytes; nil when empty
 	flushing bool    // a flusher goroutine is running
 	dead     bool    // no more writes: the socket failed or is closing
+	sealed   bool    // only the final DISCONNECT may still be queued
 	stopping bool    // teardown requested; reason below
 	stopCode mqtt.ReasonCode
 	stopWhy  string
@@ -83,17 +85,56 @@ func newConn(b *Broker, l *listener, nc net.Conn) *conn {
 // is recorded in stopCode/stopWhy.
 var errStop = errors.New("connection stopping")
 
-// readLoop reads and dispatches packets until the connection ends, then
-// tears it down. It runs on the connection's only long-lived goroutine.
-func (c *conn) readLoop() {
-	defer c.b.wg.Done()
-	defer c.teardown()
+// connInfo is what the broker keeps of a CONNECT: a compact copy, so that
+// an idle connection does not hold the whole decoded packet.
+type connInfo struct {
+	username    string
+	usernameSet bool
+	cleanStart  bool
+	keepAlive   uint16
+	protoName   string
+	expiry      uint32 // v5 Session Expiry Interval as requested
+	will        *mqtt.Will
+}
 
+// readState is the inbound buffer of a connection: the bytes held and
+// where they are (the connection's small array or a borrowed buffer).
+type readState struct {
+	buf    []byte
+	pooled *[]byte
+	held   int
+}
+
+// serve runs the connection until CONNECT has been handled, on the
+// goroutine the listener started. It then hands the connection to a fresh
+// goroutine: the deep stack that authentication and session set-up grew is
+// freed, and an idle connection keeps only a minimal stack parked in Read.
+func (c *conn) serve() {
+	defer c.b.wg.Done()
+	st := readState{buf: c.small[:]}
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.b.opts.IdleTimeout))
+	if c.readLoop(&st, true) {
+		c.b.wg.Add(1)
+		go c.serveConnected(st)
+		return
+	}
+	c.teardown()
+}
+
+// serveConnected reads and dispatches packets until the connection ends,
+// then tears it down.
+func (c *conn) serveConnected(st readState) {
+	defer c.b.wg.Done()
+	c.readLoop(&st, false)
+	c.teardown()
+}
+
+// readLoop reads and dispatches packets until the connection must end, or,
+// with untilConnect, until the client is connected (it then returns true).
+func (c *conn) readLoop(st *readState, untilConnect bool) (handoff bool) {
 	b := c.b
-	buf := c.small[:]
-	var pooled *[]byte
-	held := 0
-	_ = c.nc.SetReadDeadline(time.Now().Add(b.opts.IdleTimeout))
+	buf, pooled, held := st.buf, st.pooled, st.held
+	defer func() { st.buf, st.pooled, st.held = buf, pooled, held }()
 	for {
 		n, err := c.nc.Read(buf[held:])
 		if n > 0 {
@@ -101,7 +142,7 @@ func (c *conn) readLoop() {
 			held += n
 			off, need, perr := c.parse(buf[:held])
 			if perr != nil {
-				return
+				return false
 			}
 			held = copy(buf, buf[off:held])
 			switch {
@@ -132,10 +173,13 @@ func (c *conn) readLoop() {
 				}
 				pooled, buf = nil, c.small[:]
 			}
+			if untilConnect && c.sess != nil {
+				return true
+			}
 		}
 		if err != nil {
 			if c.isStopping() {
-				return
+				return false
 			}
 			var ne net.Error
 			switch {
@@ -151,14 +195,14 @@ func (c *conn) readLoop() {
 			default:
 				c.setStop(0, "sock_error")
 			}
-			return
+			return false
 		}
 		if c.keepAlive > 0 {
 			_ = c.nc.SetReadDeadline(time.Now().Add(c.keepAlive))
 		}
 		// A kick between Read and the deadline above must not be lost.
 		if c.isStopping() {
-			return
+			return false
 		}
 	}
 }
@@ -191,10 +235,21 @@ func (c *conn) parse(buf []byte) (off, need int, err error) {
 			c.setStop(mqtt.ProtocolError, "protocol_error")
 			return off, 0, errStop
 		}
+		if c.sess != nil && h.Type == mqtt.CONNECT {
+			// [MQTT-3.1.0-2] a second CONNECT is a protocol error, whatever
+			// it holds.
+			c.setStop(mqtt.ProtocolError, "protocol_error")
+			return off, 0, errStop
+		}
 		pkt, err := mqtt.Decode(h, buf[off+hn:off+total], c.version)
 		off += total
 		b.m.packetsReceived.Add(1)
 		if err != nil {
+			if cp, ok := pkt.(*mqtt.Connect); ok && cp.Version > mqtt.V5 {
+				// A level above 5 is refused in the 5.0 CONNACK format
+				// [MQTT-3.1.2-2].
+				c.version = mqtt.V5
+			}
 			c.protocolFailure(err)
 			return off, 0, errStop
 		}
@@ -274,9 +329,24 @@ func (c *conn) writePacket(p mqtt.Packet) bool {
 // never blocks on the network. It returns false when the connection is dead
 // or when the bytes would pass max_queued_bytes, in which case the
 // connection is cut as a slow consumer.
-func (c *conn) write(p []byte) bool {
+func (c *conn) write(p []byte) bool { return c.queue(p, false) }
+
+// writeLast queues the server's last packet, a DISCONNECT: it passes
+// max_queued_bytes and the seal of a cut slow consumer, and nothing is
+// queued after it [MQTT-3.14.4-1].
+func (c *conn) writeLast(p mqtt.Packet) bool {
+	out, err := p.Encode(nil, c.version)
+	if err != nil {
+		c.b.log.Error("encode failed", "client", c.clientID, "type", p.Type(), "err", err)
+		return false
+	}
+	return c.queue(out, true)
+}
+
+// queue is write; last marks the final packet (see writeLast).
+func (c *conn) queue(p []byte, last bool) bool {
 	c.wmu.Lock()
-	if c.dead {
+	if c.dead || (c.sealed && !last) {
 		c.wmu.Unlock()
 		return false
 	}
@@ -284,8 +354,12 @@ func (c *conn) write(p []byte) bool {
 		c.out = writePool.Get().(*[]byte)
 		*c.out = (*c.out)[:0]
 	}
-	if max := c.b.opts.MaxQueuedBytes; max > 0 && len(*c.out)+len(p) > max {
+	if max := c.b.opts.MaxQueuedBytes; max > 0 && !last && len(*c.out)+len(p) > max {
 		already := c.stopping
+		if !already {
+			// A slow consumer gets nothing more but the DISCONNECT.
+			c.sealed = true
+		}
 		c.wmu.Unlock()
 		if !already {
 			c.b.m.slowConsumers.Add(1)
@@ -295,6 +369,7 @@ func (c *conn) write(p []byte) bool {
 		return false
 	}
 	*c.out = append(*c.out, p...)
+	c.sealed = c.sealed || last
 	c.b.m.packetsSent.Add(1)
 	if !c.flushing {
 		c.flushing = true
@@ -390,8 +465,8 @@ func (c *conn) kickNow(code mqtt.ReasonCode, why string) {
 }
 
 // teardown runs once on the reader goroutine when the connection ends: it
-// sends a v5 DISCONNECT with the reason (if any), flushes, closes the socket
-// and detaches the session (publishing the will when due).
+// sends a v5 DISCONNECT with the reason (if any), flushes, detaches the
+// session (publishing the will when due) and closes the socket.
 func (c *conn) teardown() {
 	b := c.b
 	c.wmu.Lock()
@@ -403,7 +478,7 @@ func (c *conn) teardown() {
 	}
 	if c.sess != nil && c.version == mqtt.V5 && code >= 0x80 {
 		// [MQTT-4.13.2-1] tell a v5 client why, when the server closes.
-		c.writePacket(&mqtt.Disconnect{ReasonCode: code})
+		c.writeLast(&mqtt.Disconnect{ReasonCode: code})
 		b.m.disconnectSent.Add(1)
 	} else if c.sess == nil && c.version == mqtt.V5 && code >= 0x80 && code != mqtt.KeepAliveTimeout {
 		// Before CONNACK the reason goes in a CONNACK [MQTT-4.13.1-1].
@@ -417,13 +492,18 @@ func (c *conn) teardown() {
 		c.out = nil
 	}
 	c.wmu.Unlock()
-	_ = c.nc.Close()
-	b.conns.Delete(c)
+	b.connsMu.Lock()
+	delete(b.conns, c)
+	b.connsMu.Unlock()
 	c.l.count.Add(-1)
 	if c.sess != nil {
 		b.m.connCount.Add(-1)
 		b.detach(c, why)
 	}
+	// Closed after detach: a client that reconnects as soon as it sees
+	// the close finds its session already ended or offline
+	// [MQTT-3.1.2-6].
+	_ = c.nc.Close()
 }
 
 // waitFlushed waits until the flusher has written what is queued, for at

@@ -16,10 +16,17 @@ import (
 const authTimeout = 10 * time.Second
 
 // refuseVersion answers a CONNECT of an unknown protocol level: 3.1.1's
-// CONNACK return code 1, which every version understands [MQTT-3.1.2-2].
+// CONNACK return code 1, which every 3.x version understands, or 5.0's
+// CONNACK 0x84 for a level above 5 (c.version is then V5) [MQTT-3.1.2-2].
 func (c *conn) refuseVersion() {
-	c.version = mqtt.V311
-	c.writePacket(&mqtt.Connack{ReasonCode: mqtt.V3BadProtocolVersion})
+	if c.version == mqtt.V5 {
+		// A level above 5: 0x84 in the 5.0 format, which later levels
+		// are expected to keep.
+		c.writePacket(&mqtt.Connack{ReasonCode: mqtt.UnsupportedProtocolVersion})
+	} else {
+		c.version = mqtt.V311
+		c.writePacket(&mqtt.Connack{ReasonCode: mqtt.V3BadProtocolVersion})
+	}
 	c.b.m.connackError.Add(1)
 }
 
@@ -51,8 +58,8 @@ func (c *conn) identity() access.Identity {
 		Peer:     c.peer,
 		Proto:    byte(c.version),
 	}
-	if p := c.connect; p != nil {
-		id.Username, id.UsernameSet = p.Username, p.UsernameSet
+	if c.infoSet {
+		id.Username, id.UsernameSet = c.info.username, c.info.usernameSet
 	}
 	return id
 }
@@ -63,7 +70,21 @@ func (c *conn) handleConnect(p *mqtt.Connect) error {
 	b := c.b
 	b.m.connectReceived.Add(1)
 	c.version = p.Version
-	c.connect = p
+	// client.connect, and a refusal, come before the id is accepted:
+	// events report the one the client sent until then.
+	c.clientID = p.ClientID
+	c.info = connInfo{
+		username:    p.Username,
+		usernameSet: p.UsernameSet,
+		cleanStart:  p.CleanStart,
+		keepAlive:   p.KeepAlive,
+		protoName:   protoName(p.ProtocolName),
+		will:        p.Will,
+	}
+	if p.Props.Has(mqtt.PropSessionExpiry) {
+		c.info.expiry = p.Props.SessionExpiry
+	}
+	c.infoSet = true
 	c.connAt = time.Now()
 
 	if bus := b.opts.Events; bus.Wants(events.ClientConnect) {
@@ -350,9 +371,11 @@ func (b *Broker) detach(c *conn, why string) {
 	if s.conn != c {
 		// Taken over: the session lives on with the new connection. The
 		// will of this connection is due [MQTT-3.1.4-3] unless it has a
-		// delay, which the resumed session cancels [MQTT-3.1.3-9].
+		// delay, which the resumed session cancels [MQTT-3.1.3-9]; a
+		// session that the takeover ended (clean start) ends the delay.
+		ended := s.ended
 		s.mu.Unlock()
-		if w := c.will(); w != nil && (!w.Props.Has(mqtt.PropWillDelay) || w.Props.WillDelay == 0) {
+		if w := c.will(); w != nil && (ended || !w.Props.Has(mqtt.PropWillDelay) || w.Props.WillDelay == 0) {
 			b.publishWill(c)
 		}
 		return
@@ -502,16 +525,27 @@ func (c *conn) clientEvent(k events.Kind) *events.Event {
 		ProtoVer:    byte(c.version),
 		ConnectedAt: c.connAt,
 	}
-	if p := c.connect; p != nil {
-		e.Username, e.UsernameSet = p.Username, p.UsernameSet
-		e.ProtoName = p.ProtocolName
-		e.KeepAlive = p.KeepAlive
-		e.CleanStart = p.CleanStart
-		if p.Props.Has(mqtt.PropSessionExpiry) {
-			e.ExpiryInterval = p.Props.SessionExpiry
-		}
+	if c.infoSet {
+		i := &c.info
+		e.Username, e.UsernameSet = i.username, i.usernameSet
+		e.ProtoName = i.protoName
+		e.KeepAlive = i.keepAlive
+		e.CleanStart = i.cleanStart
+		e.ExpiryInterval = i.expiry
 	}
 	return e
+}
+
+// protoName returns the protocol name as a constant string when it is one
+// of the two the codec accepts, so that connections share it.
+func protoName(s string) string {
+	switch s {
+	case "MQTT":
+		return "MQTT"
+	case "MQIsdp":
+		return "MQIsdp"
+	}
+	return s
 }
 
 // sessionEvent publishes a session.* event.

@@ -20,6 +20,11 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 	b.m.msgReceived.Add(1)
 	b.m.msgQoSReceived[p.QoS].Add(1)
 
+	if c.version == mqtt.V5 && len(p.Props.SubscriptionIDs) > 0 {
+		// [MQTT-3.3.4-6] a client never sends a Subscription Identifier.
+		c.setStop(mqtt.ProtocolError, "protocol_error")
+		return errStop
+	}
 	if c.version == mqtt.V5 && p.Props.Has(mqtt.PropTopicAlias) {
 		a := p.Props.TopicAlias
 		if a == 0 || a > b.opts.MaxTopicAlias {
@@ -66,7 +71,9 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 			c.writePacket(&mqtt.Ack{PacketType: mqtt.PUBREC, PacketID: p.PacketID})
 			return nil
 		}
-		if len(s.awaitRel) >= b.opts.ReceiveMaximum {
+		// 3.1.x has no Receive Maximum, so its clients cannot know ours:
+		// their 65535 packet ids bound what awaits PUBREL.
+		if c.version == mqtt.V5 && len(s.awaitRel) >= b.opts.ReceiveMaximum {
 			s.mu.Unlock()
 			// [MQTT-3.3.4-9] more QoS 2 in flight than our Receive Maximum.
 			c.setStop(mqtt.ReceiveMaximumExceeded, "receive_maximum_exceeded")
@@ -125,8 +132,8 @@ func (c *conn) newMessage(p *mqtt.Publish) *message {
 		created: now,
 		from:    c.clientID,
 	}
-	if c.connect != nil {
-		m.fromUser, m.userSet = c.connect.Username, c.connect.UsernameSet
+	if c.infoSet {
+		m.fromUser, m.userSet = c.info.username, c.info.usernameSet
 	}
 	if c.version == mqtt.V5 && !p.Props.Empty() {
 		props := p.Props

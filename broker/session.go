@@ -100,11 +100,9 @@ func (s *session) Connected() bool { return s.online.Load() }
 
 func newSession(b *Broker, id string) *session {
 	return &session{
-		b:        b,
-		id:       id,
-		subs:     make(map[string]subEntry),
-		inflight: make(map[uint16]*outMsg),
-		created:  time.Now(),
+		b:       b,
+		id:      id,
+		created: time.Now(),
 	}
 }
 
@@ -211,6 +209,9 @@ func (s *session) send(d delivery) {
 		return
 	}
 	if om != nil {
+		if s.inflight == nil {
+			s.inflight = make(map[uint16]*outMsg)
+		}
 		s.inflight[pid] = om
 	}
 }

@@ -89,6 +89,9 @@ func (c *conn) subscribeOne(sub mqtt.Subscription, subID uint32) (mqtt.ReasonCod
 		s.mu.Unlock()
 		return mqtt.QuotaExceeded, nil
 	}
+	if s.subs == nil {
+		s.subs = make(map[string]subEntry)
+	}
 	s.subs[sub.Filter] = subEntry{sub: ts, added: time.Now()}
 	s.mu.Unlock()
 	// [MQTT-3.8.4-3] a subscription to an existing filter replaces it.

@@ -3,7 +3,6 @@ package broker
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/mqgate/mqgate/mqtt"
 	"net"
 	"strconv"
 	"strings"
@@ -116,22 +115,18 @@ func (b *Broker) presence(c *conn, connected bool, reason string) {
 		"connected_at": c.connAt.UnixMilli(),
 		"ts":           now.UnixMilli(),
 	}
-	if p := c.connect; p != nil {
-		if p.UsernameSet {
-			body["username"] = p.Username
+	if c.infoSet {
+		if c.info.usernameSet {
+			body["username"] = c.info.username
 		}
-		body["proto_name"] = p.ProtocolName
+		body["proto_name"] = c.info.protoName
 	}
 	topic := b.sysPrefix() + "clients/" + c.clientID
 	if connected {
 		body["connack"] = 0
-		body["keepalive"] = c.connect.KeepAlive
-		body["clean_start"] = c.connect.CleanStart
-		exp := uint32(0)
-		if c.connect.Props.Has(mqtt.PropSessionExpiry) {
-			exp = c.connect.Props.SessionExpiry
-		}
-		body["expiry_interval"] = exp
+		body["keepalive"] = c.info.keepAlive
+		body["clean_start"] = c.info.cleanStart
+		body["expiry_interval"] = c.info.expiry
 		topic += "/connected"
 	} else {
 		body["reason"] = reason

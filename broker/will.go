@@ -10,17 +10,12 @@ import (
 // will returns the connection's will message, or nil. It is read on the
 // reader goroutine, or after it ended.
 func (c *conn) will() *mqtt.Will {
-	if c.connect == nil {
-		return nil
-	}
-	return c.connect.Will
+	return c.info.will
 }
 
 // clearWill drops the will: a normal DISCONNECT [MQTT-3.1.2-10].
 func (c *conn) clearWill() {
-	if c.connect != nil {
-		c.connect.Will = nil
-	}
+	c.info.will = nil
 }
 
 // publishWill publishes c's will message once, after checking that the
@@ -45,8 +40,8 @@ func (b *Broker) publishWill(c *conn) {
 		created: now,
 		from:    c.clientID,
 	}
-	if c.connect != nil {
-		m.fromUser, m.userSet = c.connect.Username, c.connect.UsernameSet
+	if c.infoSet {
+		m.fromUser, m.userSet = c.info.username, c.info.usernameSet
 	}
 	if c.version == mqtt.V5 && !w.Props.Empty() {
 		props := w.Props

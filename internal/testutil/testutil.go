@@ -5,6 +5,7 @@ package testutil
 import (
 	"context"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -14,14 +15,15 @@ import (
 // RunBroker starts a broker on 127.0.0.1:0 with the default options, after
 // edit (if any) has adjusted them, and returns it with its TCP address. $SYS
 // publishing is off unless edit turns it on. The broker is shut down when
-// the test ends.
+// the test ends. With MQGATE_TEST_LOG set, the broker's debug log goes to
+// the test log.
 func RunBroker(t testing.TB, edit func(*broker.Options)) (*broker.Broker, string) {
 	t.Helper()
 	o := broker.DefaultOptions()
 	o.Listeners = []broker.Listener{{Name: "external", Addr: "127.0.0.1:0"}}
 	o.SysInterval = 0
 	o.ShutdownTimeout = 5 * time.Second
-	if testing.Verbose() {
+	if os.Getenv("MQGATE_TEST_LOG") != "" {
 		o.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	if edit != nil {
