@@ -1,6 +1,5 @@
 # mqgate: run, test, bench, lint.
 GO ?= go
-APT_PACKAGES := mosquitto-clients
 
 .PHONY: run build test deps lint bench fuzz
 
@@ -12,10 +11,12 @@ run:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/mqgate ./cmd/mqgate
 
-## deps: install what the tests need when it is missing (Debian packages)
+## deps: install what the tests and benchmarks need when it is missing (Debian
+## mosquitto-clients for interop tests, mosquitto as the side-by-side reference)
 deps:
 	@missing=""; \
 	command -v mosquitto_pub >/dev/null 2>&1 || missing="$$missing mosquitto-clients"; \
+	[ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || missing="$$missing mosquitto"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \

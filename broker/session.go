@@ -204,8 +204,10 @@ func (s *session) send(d delivery) {
 			om.state = awaitPubrec
 		}
 	}
-	if !c.writePublish(d, pid, false) {
+	if !c.writePublish(d, pid, false) && (om == nil || !c.isStopping()) {
 		// Too large for the client, or expired: the message is dropped.
+		// A QoS 1/2 message that only missed a closing connection stays
+		// in flight for the next one [MQTT-4.4.0-1].
 		return
 	}
 	if om != nil {
@@ -265,7 +267,7 @@ func (s *session) resend() {
 			continue
 		}
 		d := delivery{msg: om.msg, qos: om.qos, retain: om.retain, subIDs: om.subIDs}
-		if !s.conn.writePublish(d, om.pid, true) {
+		if !s.conn.writePublish(d, om.pid, true) && !s.conn.isStopping() {
 			delete(s.inflight, om.pid)
 		}
 	}
