@@ -12,11 +12,13 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/mqgate ./cmd/mqgate
 
 ## deps: install what the tests and benchmarks need when it is missing (Debian
-## mosquitto-clients for interop tests, mosquitto as the side-by-side reference)
+## mosquitto-clients for interop tests, mosquitto as the side-by-side reference,
+## postgresql for the PostgreSQL backends, started by the tests in a temp dir)
 deps:
 	@missing=""; \
 	command -v mosquitto_pub >/dev/null 2>&1 || missing="$$missing mosquitto-clients"; \
 	[ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || missing="$$missing mosquitto"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \

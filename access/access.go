@@ -77,6 +77,15 @@ type Request struct {
 	Topic  string // topic name (publish) or filter (subscribe)
 	QoS    byte
 	Retain bool
+	// Granted are the rules the client's authentication carried (a JWT
+	// claim, an HTTP backend's answer); nil when it carried none.
+	Granted []Rule
+	// GrantedBy names the authentication backend that granted them.
+	GrantedBy string
+	// ExpiresAt is when the client's credentials expire; zero = never.
+	ExpiresAt time.Time
+	// Superuser is set when authentication marked the client a superuser.
+	Superuser bool
 }
 
 // Rule is one ACL entry carried by an authentication result (for example
@@ -98,6 +107,12 @@ type Decision struct {
 	// Unavailable is set when the backend could not answer (outage): CONNACK
 	// then says "server unavailable", never "bad username or password".
 	Unavailable bool
+}
+
+// Forgetter is implemented by an Authorizer that keeps per-client state
+// (a decision cache): the broker calls Forget when a client disconnects.
+type Forgetter interface {
+	Forget(clientID string)
 }
 
 // Authenticator decides whether a client may connect.

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mqgate/mqgate/access"
 	"github.com/mqgate/mqgate/mqtt"
 )
 
@@ -44,6 +45,8 @@ type conn struct {
 	infoSet   bool
 	connAt    time.Time
 	superuser bool
+	auth      access.Decision // the authentication decision (password never kept)
+	authT     *time.Timer     // disconnects when the credentials expire
 
 	keepAlive time.Duration // 1.5 × the negotiated keep alive; 0 = none
 
@@ -475,6 +478,12 @@ func (c *conn) teardown() {
 	c.wmu.Unlock()
 	if why == "" {
 		why = "normal"
+	}
+	if c.authT != nil {
+		c.authT.Stop()
+	}
+	if f, ok := b.opts.Authorizer.(access.Forgetter); ok && c.sess != nil {
+		f.Forget(c.clientID)
 	}
 	if c.sess != nil && c.version == mqtt.V5 && code >= 0x80 {
 		// [MQTT-4.13.2-1] tell a v5 client why, when the server closes.

@@ -148,6 +148,16 @@ func (c *conn) handleConnect(p *mqtt.Connect) error {
 		return c.refuse(code, "not_authorized")
 	}
 	c.superuser = d.Superuser
+	c.auth = access.Decision{Verdict: d.Verdict, Superuser: d.Superuser, Source: d.Source, Reason: d.Reason, ACL: d.ACL, ExpiresAt: d.ExpiresAt}
+	if !d.ExpiresAt.IsZero() {
+		left := time.Until(d.ExpiresAt)
+		if left <= 0 {
+			b.m.authFailure.Add(1)
+			return c.refuse(mqtt.NotAuthorized, "credentials_expired")
+		}
+		// Credentials that expire end the connection when they do.
+		c.authT = time.AfterFunc(left, func() { c.kick(mqtt.NotAuthorized, "credentials_expired") })
+	}
 	if d.Source == "anonymous" {
 		b.m.authAnonymous.Add(1)
 	}

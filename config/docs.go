@@ -41,7 +41,7 @@ func writeDocs(w io.Writer, schema []Key) error {
 	var b bytes.Buffer
 	b.WriteString(docsHeader)
 	for _, g := range groups(schema) {
-		title := groupTitles[g.name]
+		title := groupTitle(g.name)
 		if title == "" {
 			title = g.name
 		}

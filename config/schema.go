@@ -1,5 +1,7 @@
 package config
 
+import "slices"
+
 // Kind is the type of a config value. It decides how the text after "=" is
 // parsed and which getter reads it.
 type Kind int
@@ -78,8 +80,13 @@ const maxPacketSize = 268435455
 // Schema is every key mqgate knows, in documentation order. deploy/mqgate.conf
 // is generated from it, so it is the one place that holds the defaults. Keys
 // are grouped in the documentation by their first segment (keys without a dot
-// form one group); groupTitles names the groups.
-var Schema = []Key{
+// form one group); groupTitles names the groups. Each area's keys live in
+// their own table (coreKeys here, authKeys, aclKeys and webhookKeys beside
+// it) so that the areas can grow independently.
+var Schema = slices.Concat(coreKeys, authKeys, aclKeys, webhookKeys)
+
+// coreKeys are the keys of the node, logging, listeners and the broker core.
+var coreKeys = []Key{
 	// node
 	{Name: "node.name", Kind: String, Default: "mqgate@127.0.0.1",
 		Doc: "Name of this node, shown in $SYS topics, the management API and logs."},
@@ -192,4 +199,15 @@ var groupTitles = map[string]string{
 	"broker":   "Broker",
 	"retainer": "Retained messages",
 	"module":   "Modules",
+}
+
+// groupTitle returns the documentation title of the group named name, from
+// the core table or an area's.
+func groupTitle(name string) string {
+	for _, m := range []map[string]string{groupTitles, authGroupTitles, aclGroupTitles, webhookGroupTitles} {
+		if t, ok := m[name]; ok {
+			return t
+		}
+	}
+	return ""
 }

@@ -90,6 +90,25 @@ func serve(args, environ []string, stderr io.Writer) int {
 	bus := events.NewBus()
 	defer bus.Close()
 	opts.Events = bus
+	authn, closeAuthn, err := buildAuthenticator(cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "mqgate: %v\n", err)
+		return 2
+	}
+	defer closeAuthn()
+	opts.Authenticator = authn
+	authz, closeAuthz, err := buildAuthorizer(cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "mqgate: %v\n", err)
+		return 2
+	}
+	defer closeAuthz()
+	opts.Authorizer = authz
+	stopHooks, err := startWebhooks(cfg, bus, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "mqgate: %v\n", err)
+		return 2
+	}
 	b, err := broker.New(opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "mqgate: %v\n", err)
@@ -109,6 +128,10 @@ func serve(args, environ []string, stderr io.Writer) int {
 	defer cancel()
 	if err := b.Shutdown(sctx); err != nil {
 		log.Error("shutdown", "err", err)
+		return 1
+	}
+	if err := stopHooks(sctx); err != nil {
+		log.Error("web hooks shutdown", "err", err)
 		return 1
 	}
 	log.Info("stopped")
