@@ -166,7 +166,9 @@ func (c *conn) handleConnect(p *mqtt.Connect) error {
 	// Keep alive [MQTT-3.1.2-24]: close after 1.5 × the keep alive.
 	ka := p.KeepAlive
 	serverKA := false
-	if p.Version == mqtt.V5 && b.opts.MaxKeepAlive > 0 && (ka > b.opts.MaxKeepAlive || ka == 0) {
+	// A keep alive of 0 (none) is only overridden when the operator set a
+	// cap below the protocol's maximum.
+	if max := b.opts.MaxKeepAlive; p.Version == mqtt.V5 && max > 0 && (ka > max || (ka == 0 && max < 65535)) {
 		// [MQTT-3.2.2-21] the client must use the Server Keep Alive.
 		ka = b.opts.MaxKeepAlive
 		serverKA = true

@@ -135,7 +135,7 @@ var coreKeys = []Key{
 	{Name: "mqtt.shared_subscription", Kind: Bool, Default: "true", Reload: true,
 		Doc: "Accept $share/<group>/<filter> subscriptions (sent to MQTT 5 clients as Shared Subscription Available)."},
 	{Name: "mqtt.max_keepalive", Kind: Int, Default: "65535", Min: 0, Max: 65535, Reload: true,
-		Doc: "Longest keep alive a client may ask for, in seconds; MQTT 5 clients asking more get this as Server Keep Alive; 0 = no cap."},
+		Doc: "Longest keep alive a client may ask for, in seconds; MQTT 5 clients asking more (or asking 0 when this is below 65535) get this as Server Keep Alive; 0 = no cap."},
 	{Name: "mqtt.max_subscriptions", Kind: Int, Default: "0", Min: 0, Reload: true,
 		Doc: "Maximum number of subscriptions of one client; 0 = unlimited."},
 	{Name: "mqtt.max_inflight", Kind: Int, Default: "32", Min: 1, Max: 65535, Reload: true,
