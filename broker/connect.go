@@ -163,6 +163,13 @@ func (c *conn) handleConnect(p *mqtt.Connect) error {
 	}
 	b.m.authSuccess.Add(1)
 
+	// The will is authorized at connect, as well as when it is published:
+	// a will the client may not publish is discarded now.
+	if w := p.Will; w != nil && !c.superuser && !c.authorize(access.Publish, w.Topic, w.QoS, w.Retain) {
+		b.log.Debug("will message not authorized at connect, discarded", "client", p.ClientID)
+		c.clearWill()
+	}
+
 	// Keep alive [MQTT-3.1.2-24]: close after 1.5 × the keep alive.
 	ka := p.KeepAlive
 	serverKA := false

@@ -65,12 +65,15 @@ func publishPacket(m *message, v mqtt.Version, qos byte, retain bool, now time.T
 func (c *conn) writePublish(d delivery, pid uint16, dup bool) bool {
 	b := c.b
 	m := d.msg
-	now := time.Now()
-	if m.expired(now) {
-		// [MQTT-3.3.2-5] an expired message is not delivered.
-		b.m.droppedExpired.Add(1)
-		c.sess.onDropped(m, "expired")
-		return false
+	var now time.Time // only read for messages that expire
+	if !m.expiry.IsZero() {
+		now = time.Now()
+		if m.expired(now) {
+			// [MQTT-3.3.2-5] an expired message is not delivered.
+			b.m.droppedExpired.Add(1)
+			c.sess.onDropped(m, "expired")
+			return false
+		}
 	}
 	vi := 0
 	if c.version == mqtt.V5 {
@@ -145,7 +148,11 @@ func (c *conn) writePublish(d delivery, pid uint16, dup bool) bool {
 	b.m.msgQoSSent[d.qos].Add(1)
 	b.m.msgDelivered.Add(1)
 	if bus := b.opts.Events; bus.Wants(events.MessageDelivered) {
-		bus.Publish(b.messageEvent(events.MessageDelivered, m, c.clientID, ""))
+		e := b.messageEvent(events.MessageDelivered, m, c.clientID, "")
+		if c.sess != nil {
+			e.Username, e.UsernameSet = c.sess.username, c.sess.usernameOK
+		}
+		bus.Publish(e)
 	}
 	return true
 }
@@ -185,6 +192,7 @@ func (b *Broker) messageEvent(k events.Kind, m *message, to, reason string) *eve
 		FromUsername: m.fromUser,
 		FromUserSet:  m.userSet,
 		MessageID:    m.id,
+		MessageTime:  m.created,
 		Reason:       reason,
 	}
 }

@@ -201,10 +201,12 @@ func (b *Broker) publish(m *message) int {
 		if sub.ID != 0 {
 			ids = []uint32{sub.ID}
 		}
-		if sub.Group == "" {
+		s := sub.Client.(*session)
+		if sub.Group == "" && s.nsubs.Load() > 1 {
 			// Overlapping subscriptions of one client: one copy at the
 			// highest QoS, with every subscription identifier
-			// [MQTT-3.3.4-2] [MQTT-3.3.4-3] [MQTT-3.3.4-5].
+			// [MQTT-3.3.4-2] [MQTT-3.3.4-3] [MQTT-3.3.4-5]. Only clients
+			// with several subscriptions need the scan.
 			for j := i + 1; j < len(subs); j++ {
 				o := &subs[j]
 				if o.Client != sub.Client || o.Group != "" {
@@ -223,7 +225,6 @@ func (b *Broker) publish(m *message) int {
 		if qos > m.qos {
 			qos = m.qos
 		}
-		s := sub.Client.(*session)
 		// [MQTT-3.3.1-12] [MQTT-3.3.1-13] retain as published, else cleared.
 		s.deliver(delivery{msg: m, qos: qos, retain: m.retain && rap, subIDs: ids, enc: &enc})
 		n++

@@ -63,7 +63,8 @@ type session struct {
 	b  *Broker
 	id string
 
-	online atomic.Bool // a connection is attached (read without the lock)
+	online atomic.Bool  // a connection is attached (read without the lock)
+	nsubs  atomic.Int32 // len(subs), read without the lock when routing
 
 	mu         sync.Mutex
 	conn       *conn // nil while offline
@@ -184,7 +185,9 @@ func (s *session) onDropped(m *message, reason string) {
 	s.dropped++
 	s.b.m.msgDropped.Add(1)
 	if bus := s.b.opts.Events; bus.Wants(events.MessageDropped) {
-		bus.Publish(s.b.messageEvent(events.MessageDropped, m, s.id, reason))
+		e := s.b.messageEvent(events.MessageDropped, m, s.id, reason)
+		e.Username, e.UsernameSet = s.username, s.usernameOK
+		bus.Publish(e)
 	}
 }
 
@@ -322,7 +325,9 @@ func (s *session) ack(c *conn, p *mqtt.Ack) {
 func (s *session) acked(om *outMsg) {
 	s.b.m.msgAcked.Add(1)
 	if bus := s.b.opts.Events; bus.Wants(events.MessageAcked) {
-		bus.Publish(s.b.messageEvent(events.MessageAcked, om.msg, s.id, ""))
+		e := s.b.messageEvent(events.MessageAcked, om.msg, s.id, "")
+		e.Username, e.UsernameSet = s.username, s.usernameOK
+		bus.Publish(e)
 	}
 }
 

@@ -93,6 +93,7 @@ func (c *conn) subscribeOne(sub mqtt.Subscription, subID uint32) (mqtt.ReasonCod
 		s.subs = make(map[string]subEntry)
 	}
 	s.subs[sub.Filter] = subEntry{sub: ts, added: time.Now()}
+	s.nsubs.Store(int32(len(s.subs)))
 	s.mu.Unlock()
 	// [MQTT-3.8.4-3] a subscription to an existing filter replaces it.
 	b.index.Subscribe(ts)
@@ -127,6 +128,11 @@ func (c *conn) replayRetained(sub topics.Sub) {
 			expired = append(expired, topic)
 			return true
 		}
+		// A retained message is replayed only if the client may subscribe
+		// to its very topic: a deny on a/secret holds under a grant of a/#.
+		if !c.authorize(access.Subscribe, topic, sub.QoS, false) {
+			return true
+		}
 		qos := m.qos
 		if sub.QoS < qos {
 			qos = sub.QoS
@@ -157,6 +163,7 @@ func (c *conn) handleUnsubscribe(p *mqtt.Unsubscribe) error {
 		s.mu.Lock()
 		_, had := s.subs[f]
 		delete(s.subs, f)
+		s.nsubs.Store(int32(len(s.subs)))
 		s.mu.Unlock()
 		removed := b.index.Unsubscribe(s, filter, group)
 		if had || removed {
