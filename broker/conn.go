@@ -45,7 +45,7 @@ type conn struct {
 	infoSet   bool
 	connAt    time.Time
 	superuser bool
-	auth      access.Decision // the authentication decision (password never kept)
+	grants    *access.Decision // rules and expiry the authentication granted; nil when none
 	authT     *time.Timer     // disconnects when the credentials expire
 
 	keepAlive time.Duration // 1.5 × the negotiated keep alive; 0 = none

@@ -148,7 +148,9 @@ func (c *conn) handleConnect(p *mqtt.Connect) error {
 		return c.refuse(code, "not_authorized")
 	}
 	c.superuser = d.Superuser
-	c.auth = access.Decision{Verdict: d.Verdict, Superuser: d.Superuser, Source: d.Source, Reason: d.Reason, ACL: d.ACL, ExpiresAt: d.ExpiresAt}
+	if len(d.ACL) > 0 || !d.ExpiresAt.IsZero() {
+		c.grants = &access.Decision{Verdict: d.Verdict, Superuser: d.Superuser, Source: d.Source, Reason: d.Reason, ACL: d.ACL, ExpiresAt: d.ExpiresAt}
+	}
 	if !d.ExpiresAt.IsZero() {
 		left := time.Until(d.ExpiresAt)
 		if left <= 0 {
@@ -346,7 +348,14 @@ func (b *Broker) attach(c *conn, p *mqtt.Connect, expiry time.Duration, never bo
 	c.sess = s
 	c.aliasOut = nil
 	ack.SessionPresent = present
-	c.writePacket(ack)
+	// Encoded through the concrete type, so that the CONNACK (and its
+	// properties) need not escape to the heap for every connection.
+	bp := writePool.Get().(*[]byte)
+	if out, err := ack.Encode((*bp)[:0], c.version); err == nil {
+		c.write(out)
+		*bp = out[:0]
+	}
+	writePool.Put(bp)
 	b.m.connackSent.Add(1)
 	b.m.connCount.Add(1)
 	b.m.clientConnected.Add(1)

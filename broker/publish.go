@@ -269,10 +269,11 @@ func (c *conn) authorize(a access.Action, topic string, qos byte, retain bool) b
 	v := b.opts.ACLNoMatch
 	if b.opts.Authorizer != nil {
 		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
-		d := b.opts.Authorizer.Authorize(ctx, access.Request{
-			Identity: c.identity(), Action: a, Topic: topic, QoS: qos, Retain: retain,
-			Granted: c.auth.ACL, GrantedBy: c.auth.Source, ExpiresAt: c.auth.ExpiresAt, Superuser: c.superuser,
-		})
+		req := access.Request{Identity: c.identity(), Action: a, Topic: topic, QoS: qos, Retain: retain, Superuser: c.superuser}
+		if g := c.grants; g != nil {
+			req.Granted, req.GrantedBy, req.ExpiresAt = g.ACL, g.Source, g.ExpiresAt
+		}
+		d := b.opts.Authorizer.Authorize(ctx, req)
 		cancel()
 		if d.Verdict != access.Ignore {
 			v = d.Verdict
