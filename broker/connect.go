@@ -536,7 +536,7 @@ func (c *conn) handleDisconnect(p *mqtt.Disconnect) error {
 
 // handleAuth answers AUTH: no enhanced authentication method is
 // configured, so a client that sends AUTH breaks the protocol
-// [MQTT-3.15.0-?] [MQTT-4.12.0-?].
+// (MQTT 5.0 §4.12 and §3.15).
 func (c *conn) handleAuth(*mqtt.Auth) error {
 	c.b.m.authReceived.Add(1)
 	c.setStop(mqtt.ProtocolError, "protocol_error")

@@ -293,7 +293,7 @@ func (s *session) ack(c *conn, p *mqtt.Ack) {
 		s.acked(om)
 	case mqtt.PUBREC:
 		if om == nil || om.state != awaitPubrec {
-			// [MQTT-4.3.3-?] answer with PUBREL 0x92 so the client can finish.
+			// Answer with PUBREL 0x92 so the client can finish (MQTT 5.0 §3.6.2.1).
 			if c.version == mqtt.V5 {
 				c.writePacket(&mqtt.Ack{PacketType: mqtt.PUBREL, PacketID: p.PacketID, ReasonCode: mqtt.PacketIDNotFound})
 			} else {
@@ -302,7 +302,7 @@ func (s *session) ack(c *conn, p *mqtt.Ack) {
 			return
 		}
 		if p.ReasonCode >= 0x80 {
-			// v5: a PUBREC with an error ends the exchange [MQTT-4.3.3-?].
+			// v5: a PUBREC with an error ends the exchange (MQTT 5.0 §4.3.3).
 			delete(s.inflight, p.PacketID)
 			s.acked(om)
 			break

@@ -71,7 +71,7 @@ func (c *conn) subscribeOne(sub mqtt.Subscription, subID uint32) (mqtt.ReasonCod
 	}
 	qos := sub.QoS
 	if qos > b.opts.MaxQoS {
-		qos = b.opts.MaxQoS // [MQTT-3.9.3-?] grant a lower QoS than asked
+		qos = b.opts.MaxQoS // grant a lower QoS than asked (MQTT 5.0 §3.9.3)
 	}
 	ts := topics.Sub{
 		Client:            s,
@@ -104,7 +104,7 @@ func (c *conn) subscribeOne(sub mqtt.Subscription, subID uint32) (mqtt.ReasonCod
 		bus.Publish(e)
 	}
 	code := mqtt.ReasonCode(qos)
-	// Retained messages: not for shared subscriptions [MQTT-3.8.4-?]; per
+	// Retained messages: not for shared subscriptions (MQTT 5.0 §4.8.2); per
 	// Retain Handling 0 always, 1 only for a new subscription, 2 never
 	// [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11].
 	if shared || sub.RetainHandling == 2 || (sub.RetainHandling == 1 && existed) {

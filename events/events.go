@@ -129,7 +129,8 @@ type Event struct {
 	FromClientID string
 	FromUsername string
 	FromUserSet  bool
-	MessageID    uint64 // unique per message inside this broker process
+	MessageID    uint64    // unique per message inside this broker process
+	MessageTime  time.Time // when the broker received the message (EMQX's ts)
 }
 
 // Subscription receives the events of the kinds it asked for.
