@@ -46,7 +46,7 @@ type conn struct {
 	connAt    time.Time
 	superuser bool
 	grants    *access.Decision // rules and expiry the authentication granted; nil when none
-	authT     *time.Timer     // disconnects when the credentials expire
+	authT     *time.Timer      // disconnects when the credentials expire
 
 	keepAlive time.Duration // 1.5 × the negotiated keep alive; 0 = none
 
