@@ -15,6 +15,7 @@ import (
 
 	"github.com/mqgate/mqgate/internal/testutil"
 	"github.com/mqgate/mqgate/mqtt"
+	"go.uber.org/goleak"
 )
 
 // The test binary doubles as mqgate when MQGATE_TEST_MAIN is set, so that
@@ -24,7 +25,7 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 func TestVersion(t *testing.T) {
