@@ -487,7 +487,12 @@ func (c *conn) teardown() {
 	}
 	if c.sess != nil && c.version == mqtt.V5 && code >= 0x80 {
 		// [MQTT-4.13.2-1] tell a v5 client why, when the server closes.
-		c.writeLast(&mqtt.Disconnect{ReasonCode: code})
+		d := &mqtt.Disconnect{ReasonCode: code}
+		// The reason string says why, e.g. "slow_consumer" (DISCONNECT
+		// may carry one whatever Request Problem Information said).
+		d.Props.ReasonString = why
+		d.Props.Set(mqtt.PropReasonString)
+		c.writeLast(d)
 		b.m.disconnectSent.Add(1)
 	} else if c.sess == nil && c.version == mqtt.V5 && code >= 0x80 && code != mqtt.KeepAliveTimeout {
 		// Before CONNACK the reason goes in a CONNACK [MQTT-4.13.1-1].

@@ -37,7 +37,11 @@ func (c *conn) refuse(code mqtt.ReasonCode, why string) error {
 	if c.version != mqtt.V5 {
 		c.writePacket(&mqtt.Connack{ReasonCode: mqtt.ConnackReturnCode(code)})
 	} else {
-		c.writePacket(&mqtt.Connack{ReasonCode: code})
+		// A reason string may always go in CONNACK [MQTT-3.2.2-19].
+		ack := &mqtt.Connack{ReasonCode: code}
+		ack.Props.ReasonString = why
+		ack.Props.Set(mqtt.PropReasonString)
+		c.writePacket(ack)
 	}
 	c.b.m.connackError.Add(1)
 	if bus := c.b.opts.Events; bus.Wants(events.ClientConnack) {

@@ -230,8 +230,8 @@ func TestLimitSlowConsumer(t *testing.T) {
 	if len(got) == 0 {
 		t.Fatal("the slow consumer got nothing")
 	}
-	if d, ok := got[len(got)-1].(*mqtt.Disconnect); !ok || d.ReasonCode != mqtt.QuotaExceeded {
-		t.Fatalf("last packet %s, want DISCONNECT %s", describe(got[len(got)-1:]), mqtt.QuotaExceeded)
+	if d, ok := got[len(got)-1].(*mqtt.Disconnect); !ok || d.ReasonCode != mqtt.QuotaExceeded || d.Props.ReasonString != "slow_consumer" {
+		t.Fatalf("last packet %s, want DISCONNECT %s with reason string slow_consumer", describe(got[len(got)-1:]), mqtt.QuotaExceeded)
 	}
 	if e := log.waitKind(t, events.ClientDisconnected, "slow"); e.Reason != "slow_consumer" {
 		t.Fatalf("disconnected with reason %q, want slow_consumer", e.Reason)
