@@ -100,6 +100,7 @@ func buildACLChain(cfg *config.Config, log *slog.Logger, watch bool) (*acl.Chain
 		closeAll()
 		return nil, nil, err
 	}
+	closers = append(closers, c.Close)
 	return c, closeAll, nil
 }
 

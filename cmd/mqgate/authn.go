@@ -9,13 +9,16 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mqgate/mqgate/access"
 	"github.com/mqgate/mqgate/authn"
+	authnfile "github.com/mqgate/mqgate/authn/file"
 	authnhttp "github.com/mqgate/mqgate/authn/http"
 	authnjwt "github.com/mqgate/mqgate/authn/jwt"
+	authnpgsql "github.com/mqgate/mqgate/authn/pgsql"
 	"github.com/mqgate/mqgate/config"
 )
 
@@ -66,6 +69,32 @@ func buildAuthnChain(cfg *config.Config, log *slog.Logger, metrics *authn.Metric
 			if err != nil {
 				closeAll()
 				return nil, err
+			}
+			l.Backend, l.Close = b, b.Close
+		case "file":
+			path := cfg.String("auth.file.path")
+			if path == "" {
+				closeAll()
+				return nil, errors.New("auth.file.path: empty, but file is in auth.chain")
+			}
+			b, err := authnfile.New(authnfile.Options{Path: path, Logger: log, Watch: true})
+			if err != nil {
+				closeAll()
+				return nil, fmt.Errorf("auth.file.path: %w", err)
+			}
+			l.Backend, l.Close = b, b.Close
+		case "pgsql":
+			b, err := authnpgsql.New(authnpgsql.Options{
+				DSN:          pgsqlDSN(cfg),
+				Pool:         int(cfg.Int("auth.pgsql.pool")),
+				AuthQuery:    cfg.String("auth.pgsql.auth_query"),
+				SuperQuery:   cfg.String("auth.pgsql.super_query"),
+				PasswordHash: cfg.String("auth.pgsql.password_hash"),
+				QueryTimeout: cfg.Duration("auth.pgsql.query_timeout"),
+			})
+			if err != nil {
+				closeAll()
+				return nil, fmt.Errorf("auth.pgsql: %w", err)
 			}
 			l.Backend, l.Close = b, b.Close
 		case "jwt":
@@ -126,13 +155,12 @@ func listenerPort(cfg *config.Config) func(string) string {
 	return func(l string) string { return ports[l] }
 }
 
-// instances is cfg.Instances for a pattern the schema may not have.
-func instances(cfg *config.Config, pattern string) (names []string, ok bool) {
-	defer func() {
-		if recover() != nil {
-			names, ok = nil, false
-		}
-	}()
+// instances is cfg.Instances for a pattern the schema may not have (not
+// every listener kind is a key yet).
+func instances(cfg *config.Config, pattern string) ([]string, bool) {
+	if !slices.ContainsFunc(config.Schema, func(k config.Key) bool { return k.Name == pattern }) {
+		return nil, false
+	}
 	return cfg.Instances(pattern), true
 }
 
@@ -217,4 +245,54 @@ func newJWTAuthn(cfg *config.Config, log *slog.Logger) (*authnjwt.Backend, error
 		return nil, fmt.Errorf("auth.jwt: %w", err)
 	}
 	return b, nil
+}
+
+// pgsqlDSN builds the lib/pq connection string of the auth.pgsql.* keys.
+func pgsqlDSN(cfg *config.Config) string {
+	host, port := "127.0.0.1", "5432"
+	if srv := cfg.String("auth.pgsql.server"); srv != "" {
+		if h, p, err := net.SplitHostPort(srv); err == nil {
+			host, port = h, p
+		} else if _, err := strconv.Atoi(srv); err == nil {
+			port = srv
+		} else {
+			host = srv
+		}
+	}
+	kv := [][2]string{
+		{"host", host}, {"port", port},
+		{"user", cfg.String("auth.pgsql.username")},
+		{"password", cfg.String("auth.pgsql.password")},
+		{"dbname", cfg.String("auth.pgsql.database")},
+		{"client_encoding", cfg.String("auth.pgsql.encoding")},
+		{"connect_timeout", "5"},
+	}
+	mode := "disable"
+	if cfg.Bool("auth.pgsql.ssl") {
+		mode = "require"
+		if cfg.Bool("auth.pgsql.ssl.verify") {
+			mode = "verify-full"
+			if cfg.String("auth.pgsql.ssl.server_name_indication") == "disable" {
+				mode = "verify-ca"
+			}
+		}
+		for _, f := range [][2]string{{"sslrootcert", "cacertfile"}, {"sslcert", "certfile"}, {"sslkey", "keyfile"}} {
+			if v := cfg.String("auth.pgsql.ssl." + f[1]); v != "" {
+				kv = append(kv, [2]string{f[0], v})
+			}
+		}
+	}
+	kv = append(kv, [2]string{"sslmode", mode})
+	var b strings.Builder
+	for _, p := range kv {
+		if p[1] == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		// libpq quoting: single quotes, with \ and \' escaped.
+		b.WriteString(p[0] + "='" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(p[1]) + "'")
+	}
+	return b.String()
 }

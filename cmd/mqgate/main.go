@@ -1,7 +1,10 @@
 // Command mqgate is the mqgate MQTT broker.
 //
-//	mqgate serve [-c FILE]   run the broker (embedded defaults without -c)
-//	mqgate version           print the version
+//	mqgate serve [-c FILE]            run the broker (embedded defaults without -c)
+//	mqgate passwd ...                 write a users-file entry
+//	mqgate acl explain ... [-c FILE]  which link of the ACL chain decides, and why
+//	mqgate webhook list|replay        show or resend web hook dead letters
+//	mqgate version                    print the version
 package main
 
 import (
@@ -33,6 +36,11 @@ func main() {
 
 const usage = `usage:
   mqgate serve [-c FILE]   run the broker; without -c it runs on the embedded defaults
+  mqgate passwd ...         write an entry of the authentication users file
+  mqgate acl explain --username U --clientid C --topic T --action publish|subscribe [-c FILE]
+                           which link of the ACL chain decides, and why
+  mqgate webhook list|replay [-c FILE]
+                           show or resend the web hook dead letters
   mqgate version           print the version
 `
 
@@ -45,6 +53,12 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], environ, stderr)
+	case "passwd":
+		return passwdCommand(args[1:], stdout, stderr)
+	case "acl":
+		return aclCommand(args[1:], environ, stdout, stderr)
+	case "webhook":
+		return webhookCommand(args[1:], environ, stdout, stderr)
 	case "version", "-v", "--version":
 		fmt.Fprintf(stdout, "mqgate %s\n", buildVersion())
 		return 0
@@ -109,18 +123,29 @@ func serve(args, environ []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mqgate: %v\n", err)
 		return 2
 	}
+	hooksStopped := false
+	defer func() {
+		if !hooksStopped {
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.Duration("broker.shutdown_timeout"))
+			defer cancel()
+			_ = stopHooks(ctx)
+		}
+	}()
 	b, err := broker.New(opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "mqgate: %v\n", err)
 		return 1
 	}
+	// Catch the signals before the listeners open: a SIGTERM that comes as
+	// soon as a client can connect must already mean a graceful stop.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 	if err := b.Start(); err != nil {
 		fmt.Fprintf(stderr, "mqgate: %v\n", err)
 		return 1
 	}
 	log.Info("mqgate started", "version", opts.Version, "node", opts.NodeName)
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	<-ctx.Done()
 	stop()
 	log.Info("shutting down")
@@ -130,6 +155,7 @@ func serve(args, environ []string, stderr io.Writer) int {
 		log.Error("shutdown", "err", err)
 		return 1
 	}
+	hooksStopped = true
 	if err := stopHooks(sctx); err != nil {
 		log.Error("web hooks shutdown", "err", err)
 		return 1

@@ -73,9 +73,16 @@ func webhookOptions(cfg *config.Config, log *slog.Logger) (webhook.Options, erro
 	for _, name := range cfg.Instances("web.hook.headers.<name>") {
 		o.Headers[name] = cfg.String("web.hook.headers." + name)
 	}
-	enc, err := webhook.ParseEncoding(cfg.String("web.hook.body.encoding_of_payload_field"))
+	if u := cfg.String("web.hook.api.url"); u != "" {
+		o.URL = u
+	}
+	encKey := "web.hook.body.encoding_of_payload_field"
+	if cfg.String("web.hook.encode_payload") != "" {
+		encKey = "web.hook.encode_payload"
+	}
+	enc, err := webhook.ParseEncoding(cfg.String(encKey))
 	if err != nil {
-		errs = append(errs, err)
+		errs = append(errs, fmt.Errorf("%s: %s: %w", cfg.Source(encKey), encKey, err))
 	}
 	o.Encoding = enc
 	o.Signer, err = webhook.NewSigner(cfg.String("web.hook.signing_secret"), cfg.String("web.hook.signing_secret.previous"))

@@ -102,14 +102,10 @@ func (r *Raw) ExpectClosed() []mqtt.Packet {
 		if errors.As(err, &ne) && ne.Timeout() {
 			r.t.Fatalf("connection still open after 5s (got %d packets)", len(got))
 		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || isReset(err) {
-			return got
+		var oe *net.OpError
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &oe) {
+			return got // closed, or reset by the peer
 		}
-		return got
+		r.t.Fatalf("reading before the close: %v (after %d packets)", err, len(got))
 	}
-}
-
-func isReset(err error) bool {
-	var oe *net.OpError
-	return errors.As(err, &oe)
 }

@@ -1,0 +1,304 @@
+package webhook
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mqgate/mqgate/events"
+)
+
+// Encoding is how the payload field of message bodies is written
+// (web.hook.body.encoding_of_payload_field).
+type Encoding uint8
+
+// Payload encodings.
+const (
+	Plain  Encoding = iota // the payload bytes as a JSON string
+	Base64                 // standard base64 with padding
+	Base62                 // EMQX's base62: base64's 6-bit groups in a 62-letter alphabet
+)
+
+// ParseEncoding reads plain, base64 or base62.
+func ParseEncoding(s string) (Encoding, error) {
+	switch s {
+	case "plain", "":
+		return Plain, nil
+	case "base64":
+		return Base64, nil
+	case "base62":
+		return Base62, nil
+	}
+	return 0, fmt.Errorf("webhook: unknown payload encoding %q (want plain, base64 or base62)", s)
+}
+
+func (enc Encoding) encode(p []byte) string {
+	switch enc {
+	case Base64:
+		return base64.StdEncoding.EncodeToString(p)
+	case Base62:
+		return base62(p)
+	}
+	return string(p)
+}
+
+// base62 encodes p as EMQX 4's emqx_base62 does: the bits are cut into 6-bit
+// groups as in base64 (a last partial group keeps its value unshifted); the
+// values 0-60 are A-Z, a-z, 0-8, and 61-63 are written 9A, 9B, 9C. There is
+// no padding.
+func base62(p []byte) string {
+	var sb strings.Builder
+	sb.Grow(len(p)*4/3 + 4)
+	put := func(v byte) {
+		switch {
+		case v < 26:
+			sb.WriteByte('A' + v)
+		case v < 52:
+			sb.WriteByte('a' + v - 26)
+		case v < 61:
+			sb.WriteByte('0' + v - 52)
+		default:
+			sb.WriteByte('9')
+			sb.WriteByte('A' + v - 61)
+		}
+	}
+	for len(p) >= 3 {
+		put(p[0] >> 2)
+		put((p[0]&0x03)<<4 | p[1]>>4)
+		put((p[1]&0x0f)<<2 | p[2]>>6)
+		put(p[2] & 0x3f)
+		p = p[3:]
+	}
+	switch len(p) {
+	case 2:
+		put(p[0] >> 2)
+		put((p[0]&0x03)<<4 | p[1]>>4)
+		put(p[1] & 0x0f)
+	case 1:
+		put(p[0] >> 2)
+		put(p[0] & 0x03)
+	}
+	return sb.String()
+}
+
+// connAckNames are EMQX's names of the CONNACK codes (emqx_reason_codes),
+// keyed by MQTT 5 reason code.
+var connAckNames = map[byte]string{
+	0x00: "success",
+	0x80: "unspecified_error",
+	0x81: "malformed_packet",
+	0x82: "protocol_error",
+	0x83: "implementation_specific_error",
+	0x84: "unsupported_protocol_version",
+	0x85: "client_identifier_not_valid",
+	0x86: "bad_username_or_password",
+	0x87: "not_authorized",
+	0x88: "server_unavailable",
+	0x89: "server_busy",
+	0x8A: "banned",
+	0x8C: "bad_authentication_method",
+	0x95: "packet_too_large",
+	0x97: "quota_exceeded",
+	0x99: "payload_format_invalid",
+	0x9A: "retain_not_supported",
+	0x9B: "qos_not_supported",
+	0x9C: "use_another_server",
+	0x9D: "server_moved",
+	0x9F: "connection_rate_exceeded",
+}
+
+func connAckName(code byte) string {
+	if n, ok := connAckNames[code]; ok {
+		return n
+	}
+	return fmt.Sprintf("unknown_error_%d", code)
+}
+
+// Body returns the JSON body EMQX 4.4 posts for e, plus the id and seq
+// fields: EMQX's field names, order and types (username null when absent,
+// times in milliseconds). node is the node name; enc applies to message
+// payloads. The encoder is hand-written because it runs for every event.
+func Body(e *events.Event, node string, enc Encoding, id string, seq uint64) ([]byte, error) {
+	b := make([]byte, 0, 256+len(e.Payload)*4/3)
+	b = append(b, `{"action":`...)
+	b = appendString(b, actionName(e.Kind))
+	b = append(b, `,"node":`...)
+	b = appendString(b, node)
+	client := func() {
+		b = append(b, `,"clientid":`...)
+		b = appendString(b, e.ClientID)
+		b = append(b, `,"username":`...)
+		b = appendOptString(b, e.Username, e.UsernameSet)
+	}
+	switch e.Kind {
+	case events.ClientConnect, events.ClientConnack, events.ClientConnected:
+		client()
+		b = append(b, `,"ipaddress":`...)
+		ip := ""
+		if e.Peer.IsValid() {
+			ip = e.Peer.Addr().Unmap().String()
+		}
+		b = appendString(b, ip)
+		if e.Kind == events.ClientConnack {
+			b = append(b, `,"conn_ack":`...)
+			b = appendString(b, connAckName(e.ConnAck))
+		}
+		b = append(b, `,"keepalive":`...)
+		b = strconv.AppendUint(b, uint64(e.KeepAlive), 10)
+		b = append(b, `,"proto_ver":`...)
+		b = strconv.AppendUint(b, uint64(e.ProtoVer), 10)
+		if e.Kind != events.ClientConnect && !e.ConnectedAt.IsZero() {
+			b = append(b, `,"connected_at":`...)
+			b = strconv.AppendInt(b, e.ConnectedAt.UnixMilli(), 10)
+		}
+	case events.ClientDisconnected:
+		client()
+		b = append(b, `,"reason":`...)
+		b = appendString(b, e.Reason)
+		b = append(b, `,"connected_at":`...)
+		b = strconv.AppendInt(b, ms(e.ConnectedAt), 10)
+		b = append(b, `,"disconnected_at":`...)
+		b = strconv.AppendInt(b, ms(e.Time), 10)
+	case events.ClientSubscribe, events.ClientUnsubscribe, events.SessionSubscribed, events.SessionUnsubscribed:
+		client()
+		b = append(b, `,"topic":`...)
+		b = appendString(b, e.Topic)
+		if e.Kind != events.SessionUnsubscribed {
+			b = append(b, `,"opts":{"qos":`...)
+			b = strconv.AppendUint(b, uint64(e.Opts.QoS), 10)
+			b = append(b, `,"rh":`...)
+			b = strconv.AppendUint(b, uint64(e.Opts.RH), 10)
+			b = append(b, `,"rap":`...)
+			b = strconv.AppendInt(b, int64(boolInt(e.Opts.RAP)), 10)
+			b = append(b, `,"nl":`...)
+			b = strconv.AppendInt(b, int64(boolInt(e.Opts.NL)), 10)
+			b = append(b, '}')
+		}
+	case events.SessionTerminated:
+		client()
+		b = append(b, `,"reason":`...)
+		b = appendString(b, e.Reason)
+	case events.MessagePublish, events.MessageDelivered, events.MessageAcked, events.MessageDropped:
+		if e.Kind != events.MessagePublish {
+			client()
+		}
+		b = append(b, `,"from_client_id":`...)
+		b = appendString(b, e.FromClientID)
+		b = append(b, `,"from_username":`...)
+		b = appendOptString(b, e.FromUsername, e.FromUserSet)
+		b = append(b, `,"topic":`...)
+		b = appendString(b, e.Topic)
+		b = append(b, `,"qos":`...)
+		b = strconv.AppendUint(b, uint64(e.QoS), 10)
+		b = append(b, `,"retain":`...)
+		b = strconv.AppendBool(b, e.Retain)
+		b = append(b, `,"payload":`...)
+		if enc == Plain {
+			b = appendString(b, string(e.Payload))
+		} else {
+			b = appendString(b, enc.encode(e.Payload))
+		}
+		b = append(b, `,"ts":`...)
+		b = strconv.AppendInt(b, messageTS(e), 10)
+		if e.Kind == events.MessageDropped {
+			reason := e.Reason
+			if reason == "" {
+				reason = "dropped"
+			}
+			b = append(b, `,"reason":`...)
+			b = appendString(b, reason)
+		}
+	default:
+		return nil, fmt.Errorf("webhook: no body for event %s", e.Kind)
+	}
+	b = append(b, `,"id":`...)
+	b = appendString(b, id)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	return append(b, '}'), nil
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func appendOptString(b []byte, s string, set bool) []byte {
+	if !set {
+		return append(b, "null"...)
+	}
+	return appendString(b, s)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Like encoding/json it writes
+// invalid UTF-8 as U+FFFD and escapes control characters, U+2028 and U+2029;
+// unlike it, it leaves <, > and & alone, as EMQX does.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// messageTS is the message's creation time in milliseconds (EMQX's ts).
+func messageTS(e *events.Event) int64 {
+	if !e.MessageTime.IsZero() {
+		return e.MessageTime.UnixMilli()
+	}
+	return e.Time.UnixMilli()
+}

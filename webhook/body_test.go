@@ -1,0 +1,201 @@
+package webhook
+
+import (
+	"encoding/json"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqgate/mqgate/events"
+)
+
+// TestBodyGolden checks the exact JSON of every event: EMQX 4.4's field
+// names, order and types, then mqgate's id and seq.
+func TestBodyGolden(t *testing.T) {
+	at := time.UnixMilli(1700000000123)
+	conn := time.UnixMilli(1700000000000)
+	peer := netip.MustParseAddrPort("[::ffff:10.0.0.7]:51000")
+	client := events.Event{ClientID: "c1", Username: "u1", UsernameSet: true, Peer: peer, ProtoVer: 5, KeepAlive: 60,
+		ConnectedAt: conn, Time: at}
+	msg := events.Event{ClientID: "c2", Username: "u2", UsernameSet: true, FromClientID: "c1", FromUsername: "u1", FromUserSet: true,
+		Topic: "t/1", QoS: 1, Retain: true, Payload: []byte("hi \"x\""), MessageTime: conn, Time: at}
+	with := func(e events.Event, k events.Kind, edit func(*events.Event)) *events.Event {
+		e.Kind = k
+		if edit != nil {
+			edit(&e)
+		}
+		return &e
+	}
+	tests := []struct {
+		e    *events.Event
+		want string
+	}{
+		{with(client, events.ClientConnect, nil),
+			`{"action":"client_connect","node":"n@h","clientid":"c1","username":"u1","ipaddress":"10.0.0.7","keepalive":60,"proto_ver":5,"id":"ID","seq":7}`},
+		{with(client, events.ClientConnack, func(e *events.Event) { e.ConnAck = 0x86; e.ConnectedAt = time.Time{} }),
+			`{"action":"client_connack","node":"n@h","clientid":"c1","username":"u1","ipaddress":"10.0.0.7","conn_ack":"bad_username_or_password","keepalive":60,"proto_ver":5,"id":"ID","seq":7}`},
+		{with(client, events.ClientConnack, nil),
+			`{"action":"client_connack","node":"n@h","clientid":"c1","username":"u1","ipaddress":"10.0.0.7","conn_ack":"success","keepalive":60,"proto_ver":5,"connected_at":1700000000000,"id":"ID","seq":7}`},
+		{with(client, events.ClientConnected, func(e *events.Event) { e.UsernameSet = false; e.Username = "" }),
+			`{"action":"client_connected","node":"n@h","clientid":"c1","username":null,"ipaddress":"10.0.0.7","keepalive":60,"proto_ver":5,"connected_at":1700000000000,"id":"ID","seq":7}`},
+		{with(client, events.ClientDisconnected, func(e *events.Event) { e.Reason = "keepalive_timeout" }),
+			`{"action":"client_disconnected","node":"n@h","clientid":"c1","username":"u1","reason":"keepalive_timeout","connected_at":1700000000000,"disconnected_at":1700000000123,"id":"ID","seq":7}`},
+		{with(client, events.ClientSubscribe, func(e *events.Event) {
+			e.Topic = "a/#"
+			e.Opts = events.SubOpts{QoS: 2, RH: 1, RAP: true, NL: true}
+		}),
+			`{"action":"client_subscribe","node":"n@h","clientid":"c1","username":"u1","topic":"a/#","opts":{"qos":2,"rh":1,"rap":1,"nl":1},"id":"ID","seq":7}`},
+		{with(client, events.ClientUnsubscribe, func(e *events.Event) { e.Topic = "a/#" }),
+			`{"action":"client_unsubscribe","node":"n@h","clientid":"c1","username":"u1","topic":"a/#","opts":{"qos":0,"rh":0,"rap":0,"nl":0},"id":"ID","seq":7}`},
+		{with(client, events.SessionSubscribed, func(e *events.Event) { e.Topic = "a"; e.Opts.QoS = 1 }),
+			`{"action":"session_subscribed","node":"n@h","clientid":"c1","username":"u1","topic":"a","opts":{"qos":1,"rh":0,"rap":0,"nl":0},"id":"ID","seq":7}`},
+		{with(client, events.SessionUnsubscribed, func(e *events.Event) { e.Topic = "a" }),
+			`{"action":"session_unsubscribed","node":"n@h","clientid":"c1","username":"u1","topic":"a","id":"ID","seq":7}`},
+		{with(client, events.SessionTerminated, func(e *events.Event) { e.Reason = "normal" }),
+			`{"action":"session_terminated","node":"n@h","clientid":"c1","username":"u1","reason":"normal","id":"ID","seq":7}`},
+		{with(msg, events.MessagePublish, func(e *events.Event) { e.FromUserSet = false; e.FromUsername = "" }),
+			`{"action":"message_publish","node":"n@h","from_client_id":"c1","from_username":null,"topic":"t/1","qos":1,"retain":true,"payload":"hi \"x\"","ts":1700000000000,"id":"ID","seq":7}`},
+		{with(msg, events.MessageDelivered, nil),
+			`{"action":"message_delivered","node":"n@h","clientid":"c2","username":"u2","from_client_id":"c1","from_username":"u1","topic":"t/1","qos":1,"retain":true,"payload":"hi \"x\"","ts":1700000000000,"id":"ID","seq":7}`},
+		{with(msg, events.MessageAcked, nil),
+			`{"action":"message_acked","node":"n@h","clientid":"c2","username":"u2","from_client_id":"c1","from_username":"u1","topic":"t/1","qos":1,"retain":true,"payload":"hi \"x\"","ts":1700000000000,"id":"ID","seq":7}`},
+		{with(msg, events.MessageDropped, func(e *events.Event) { e.Reason = "queue_full" }),
+			`{"action":"message_dropped","node":"n@h","clientid":"c2","username":"u2","from_client_id":"c1","from_username":"u1","topic":"t/1","qos":1,"retain":true,"payload":"hi \"x\"","ts":1700000000000,"reason":"queue_full","id":"ID","seq":7}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.e.Kind.String(), func(t *testing.T) {
+			got, err := Body(tt.e, "n@h", Plain, "ID", 7)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tt.want {
+				t.Fatalf("\ngot  %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+	if _, err := Body(&events.Event{Kind: events.SessionCreated}, "n", Plain, "", 0); err == nil {
+		t.Error("a body for session.created, which no rule may name")
+	}
+}
+
+// TestPayloadEncodings checks web.hook.body.encoding_of_payload_field,
+// base62 against EMQX's emqx_base62 results.
+func TestPayloadEncodings(t *testing.T) {
+	tests := []struct {
+		enc      Encoding
+		in, want string
+	}{
+		{Plain, "abc", "abc"},
+		{Base64, "a", "YQ=="},
+		{Base64, "hello", "aGVsbG8="},
+		{Base62, "", ""},
+		{Base62, "a", "YB"},                  // 011000|01: the last 2 bits unshifted
+		{Base62, "ab", "YWC"},                // 011000|010110|0010
+		{Base62, "abc", "YWJj"},              // same as base64 for full groups below 61
+		{Base62, "\xff\xff\xff", "9C9C9C9C"}, // 63 is written 9C
+		{Base62, "\xf7\xdf\x7d", "9A9A9A9A"}, // 61 is written 9A
+		{Base62, "\xfb\xef\xbe", "9B9B9B9B"}, // 62 is written 9B
+		{Base62, "\xd3\x4d\x34", "0000"},     // 52 is '0'
+	}
+	for _, tt := range tests {
+		if got := tt.enc.encode([]byte(tt.in)); got != tt.want {
+			t.Errorf("encoding %d of %q: got %q, want %q", tt.enc, tt.in, got, tt.want)
+		}
+	}
+	for _, s := range []string{"plain", "base64", "base62"} {
+		if _, err := ParseEncoding(s); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := ParseEncoding("hex"); err == nil {
+		t.Error("hex accepted")
+	}
+	b, _ := Body(&events.Event{Kind: events.MessagePublish, Payload: []byte("hello")}, "n", Base64, "i", 1)
+	if !strings.Contains(string(b), `"payload":"aGVsbG8="`) {
+		t.Errorf("base64 body %s", b)
+	}
+}
+
+// TestClassify checks which answers are retried and how Retry-After is read.
+func TestClassify(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		status     int
+		retryAfter string
+		retry      bool
+		wait       time.Duration
+		final      bool
+	}{
+		{200, "", false, 0, false},
+		{204, "", false, 0, false},
+		{500, "", true, 0, false},
+		{503, "7", true, 7 * time.Second, false},
+		{429, "Fri, 02 Jan 2026 03:04:35 GMT", true, 30 * time.Second, false},
+		{429, "garbage", true, 0, false},
+		{408, "", true, 0, false},
+		{400, "5", false, 0, true},
+		{404, "", false, 0, true},
+		{301, "", false, 0, true},
+	}
+	for _, tt := range tests {
+		r := classify(tt.status, tt.retryAfter, now)
+		if r.retry != tt.retry || r.retryAfter != tt.wait || (r.err != nil && !r.retry) != tt.final {
+			t.Errorf("status %d %q: %+v", tt.status, tt.retryAfter, r)
+		}
+	}
+}
+
+// TestBackoff checks that delays double per attempt, stay within
+// [d/2, d] (jitter) and never exceed the maximum.
+func TestBackoff(t *testing.T) {
+	lo, hi := 100*time.Millisecond, 2*time.Second
+	for attempt := 1; attempt < 40; attempt++ {
+		full := min(hi, lo<<min(attempt-1, 30))
+		for range 20 {
+			d := backoff(lo, hi, attempt)
+			if d < full/2 || d > full {
+				t.Fatalf("attempt %d: %v not in [%v, %v]", attempt, d, full/2, full)
+			}
+		}
+	}
+}
+
+// TestNewID checks the ULID form: 26 Crockford characters, sorted by time.
+func TestNewID(t *testing.T) {
+	a := newID(time.UnixMilli(1000))
+	b := newID(time.UnixMilli(2000))
+	if len(a) != 26 || strings.Trim(a, crockford) != "" || a >= b {
+		t.Fatalf("ids %q %q", a, b)
+	}
+	if newID(time.UnixMilli(1000)) == a {
+		t.Fatal("two ids alike")
+	}
+}
+
+// TestAppendString checks the hand-written JSON string encoder against
+// encoding/json: both must decode to the same text, and the result must be
+// valid JSON, for control characters, quotes, invalid UTF-8 and separators.
+func TestAppendString(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"uo\te`, "a\nb\rc\td\b\f\x00\x1f", "<&>", "é中😀", "bad\xff\xfeutf8\xc3",
+		"line\u2028sep\u2029", strings.Repeat("x", 300)} {
+		got := appendString(nil, s)
+		if !json.Valid(got) {
+			t.Fatalf("%q: invalid JSON %s", s, got)
+		}
+		var mine, ref string
+		std, _ := json.Marshal(s)
+		if err := json.Unmarshal(got, &mine); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(std, &ref); err != nil {
+			t.Fatal(err)
+		}
+		if mine != ref {
+			t.Errorf("%q: decodes to %q, encoding/json's to %q", s, mine, ref)
+		}
+	}
+	if got := string(appendString(nil, "<&>")); got != `"<&>"` {
+		t.Errorf("HTML characters escaped: %s", got)
+	}
+}

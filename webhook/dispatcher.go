@@ -1,0 +1,560 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mqgate/mqgate/events"
+	"github.com/mqgate/mqgate/store"
+)
+
+// Options configures a Dispatcher. Zero values take the defaults noted.
+type Options struct {
+	Node     string            // node name, the body's "node"
+	Rules    []Rule            // at least one
+	URL      string            // web.hook.url: endpoint of the rules without their own url
+	Headers  map[string]string // web.hook.headers.*: sent with every request
+	Encoding Encoding          // payload field encoding
+	PoolSize int               // concurrent requests (and kept-alive connections) per endpoint; 0 = 32
+	TLS      *tls.Config       // for https URLs; nil = system roots
+	Signer   *Signer           // nil = no signature headers
+
+	RequestTimeout time.Duration // per POST; 0 = 5s
+
+	Dir        string // directory of the outbox and the dead-letter file; required
+	MaxBytes   int64  // outbox size limit (pending events are also held in memory); 0 = 256MB
+	DropNewest bool   // when the outbox is full drop the new event (true) or the oldest pending one (false)
+	NoSync     bool   // skip fsync (benchmarks only)
+
+	MinBackoff       time.Duration // first retry delay; 0 = 1s
+	MaxBackoff       time.Duration // longest retry delay; 0 = 2m
+	BreakerThreshold int           // consecutive retryable failures that open an endpoint's breaker; 0 = 5
+
+	QueueSize int          // events buffered between the bus and the outbox writer; 0 = 65536
+	Logger    *slog.Logger // nil = discard
+}
+
+// File names inside Options.Dir.
+const (
+	OutboxFile = "outbox.db"
+	DeadFile   = "dead.jsonl"
+)
+
+// record is the stored form of one pending delivery: this header as JSON, a
+// newline, then the body. It holds everything needed to deliver the event
+// after a restart, whatever the rules are by then.
+type record struct {
+	URL        string            `json:"url"`
+	Headers    map[string]string `json:"headers,omitempty"`
+	BatchSize  int               `json:"batch_size,omitempty"`
+	BatchDelay int64             `json:"batch_delay_ms,omitempty"`
+	ClientID   string            `json:"clientid"`
+	Event      string            `json:"event"`
+	ID         string            `json:"id"`
+	Time       int64             `json:"time"` // ms
+}
+
+// job is one pending delivery in memory.
+type job struct {
+	seq     uint64
+	id      string
+	client  string
+	event   events.Kind
+	created time.Time
+	body    []byte
+	size    int64
+	ep      *endpoint
+	done    atomic.Bool // delivered, dead or dropped
+}
+
+// Dispatcher turns bus events into web hook POSTs: each matching event is
+// first committed to the outbox on disk, then delivered at least once by its
+// endpoint, in order per client id. It never blocks the broker: the bus
+// hands it events through a bounded queue.
+type Dispatcher struct {
+	o      Options
+	log    *slog.Logger
+	q      store.Queue
+	client *http.Client
+	dead   *deadLetters
+	rules  map[events.Kind][]ruleRT
+
+	epMu sync.Mutex
+	eps  map[string]*endpoint
+
+	mu          sync.Mutex // guards the fields below
+	pending     []*job     // in seq order; [head:] may hold done jobs
+	count       int        // jobs in pending that are not done
+	head        int
+	bytes       int64
+	delq        []uint64
+	overflowLog bool
+	busDropped  uint64    // bus drops already logged
+	busLogged   time.Time // when they were last logged
+	commitErrs  uint64
+
+	kick     chan struct{}
+	sub      *events.Subscription
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	writerWG sync.WaitGroup
+	stopped  atomic.Bool
+}
+
+type ruleRT struct {
+	Rule
+	ep *endpoint
+}
+
+// New validates o, opens the outbox under o.Dir and loads the deliveries
+// left pending by a previous run. Call Start to begin.
+func New(o Options) (*Dispatcher, error) {
+	if o.Dir == "" {
+		return nil, errors.New("webhook: no data directory")
+	}
+	if len(o.Rules) == 0 {
+		return nil, errors.New("webhook: no rules")
+	}
+	if o.PoolSize <= 0 {
+		o.PoolSize = 32
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = 5 * time.Second
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = 256 << 20
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = time.Second
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = max(2*time.Minute, o.MinBackoff)
+	}
+	if o.BreakerThreshold <= 0 {
+		o.BreakerThreshold = 5
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = 65536
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.URL != "" {
+		if err := checkURL(o.URL); err != nil {
+			return nil, fmt.Errorf("webhook: web.hook.url: %w", err)
+		}
+	}
+	d := &Dispatcher{
+		o:     o,
+		log:   o.Logger,
+		rules: map[events.Kind][]ruleRT{},
+		eps:   map[string]*endpoint{},
+		kick:  make(chan struct{}, 1),
+		dead:  &deadLetters{path: filepath.Join(o.Dir, DeadFile)},
+	}
+	d.client = &http.Client{Transport: newTransport(o.PoolSize, o.TLS)}
+	for _, r := range o.Rules {
+		u := r.URL
+		if u == "" {
+			u = o.URL
+		}
+		if u == "" {
+			return nil, fmt.Errorf("webhook: %s: no url and web.hook.url is empty", r.Name)
+		}
+		h := maps.Clone(o.Headers)
+		if h == nil {
+			h = map[string]string{}
+		}
+		maps.Copy(h, r.Headers)
+		d.rules[r.Event] = append(d.rules[r.Event], ruleRT{Rule: r, ep: d.endpoint(u, h, r.Batch)})
+	}
+	q, err := store.Open(filepath.Join(o.Dir, OutboxFile), store.Options{NoSync: o.NoSync})
+	if err != nil {
+		return nil, fmt.Errorf("webhook: outbox: %w", err)
+	}
+	d.q = q
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	if err := d.load(); err != nil {
+		q.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// newTransport keeps up to pool idle connections per host and opens at most
+// pool at a time, reusing them with keep-alive.
+func newTransport(pool int, tc *tls.Config) *http.Transport {
+	return &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          pool * 4,
+		MaxIdleConnsPerHost:   pool,
+		MaxConnsPerHost:       pool,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		TLSClientConfig:       tc,
+	}
+}
+
+// endpoint returns the endpoint for url, headers and batch, creating it.
+func (d *Dispatcher) endpoint(url string, headers map[string]string, b Batch) *endpoint {
+	var sb strings.Builder
+	sb.WriteString(url)
+	for _, k := range slices.Sorted(maps.Keys(headers)) {
+		sb.WriteString("\x00" + strings.ToLower(k) + "=" + headers[k])
+	}
+	sb.WriteString("\x00" + strconv.Itoa(b.MaxSize) + "/" + b.MaxDelay.String())
+	key := sb.String()
+	d.epMu.Lock()
+	defer d.epMu.Unlock()
+	if ep, ok := d.eps[key]; ok {
+		return ep
+	}
+	ep := newEndpoint(d, url, headers, b)
+	d.eps[key] = ep
+	return ep
+}
+
+// load reads the pending deliveries of a previous run.
+func (d *Dispatcher) load() error {
+	var bad []uint64
+	err := d.q.Scan(func(r store.Record) error {
+		var rec record
+		head, body, ok := bytes.Cut(r.Data, []byte{'\n'})
+		err := json.Unmarshal(head, &rec)
+		if !ok || err != nil {
+			d.log.Error("web hook outbox: unreadable record, removing it", "seq", r.Seq, "err", err)
+			bad = append(bad, r.Seq)
+			return nil
+		}
+		k, _ := events.ParseKind(rec.Event)
+		ep := d.endpoint(rec.URL, rec.Headers, Batch{MaxSize: rec.BatchSize, MaxDelay: time.Duration(rec.BatchDelay) * time.Millisecond})
+		j := &job{seq: r.Seq, id: rec.ID, client: rec.ClientID, event: k, created: time.UnixMilli(rec.Time),
+			body: bytes.Clone(body), size: int64(len(r.Data)), ep: ep}
+		d.pending = append(d.pending, j)
+		d.bytes += j.size
+		d.count++
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("webhook: outbox: %w", err)
+	}
+	if len(bad) > 0 {
+		if err := d.q.Commit(nil, bad); err != nil {
+			return fmt.Errorf("webhook: outbox: %w", err)
+		}
+	}
+	if n := len(d.pending); n > 0 {
+		d.log.Info("web hook outbox: delivering events pending from the previous run", "events", n, "bytes", d.bytes)
+	}
+	return nil
+}
+
+// Kinds returns the event kinds that some rule posts.
+func (d *Dispatcher) Kinds() []events.Kind {
+	out := make([]events.Kind, 0, len(d.rules))
+	for k := range d.rules {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Start subscribes to bus and starts delivering, beginning with the events
+// left pending by a previous run.
+func (d *Dispatcher) Start(bus *events.Bus) {
+	d.sub = bus.Subscribe("webhook", d.o.QueueSize, d.Kinds()...)
+	d.mu.Lock()
+	loaded := slices.Clone(d.pending)
+	d.mu.Unlock()
+	for _, j := range loaded {
+		j.ep.counters(j.event).queued.Add(1)
+		j.ep.enqueue(j)
+	}
+	d.writerWG.Add(1)
+	go d.run()
+}
+
+// maxCommit bounds how many events one outbox transaction takes.
+const maxCommit = 4096
+
+// run moves events from the bus into the outbox, and acknowledged
+// deliveries out of it, one transaction (one fsync) per batch.
+func (d *Dispatcher) run() {
+	defer d.writerWG.Done()
+	ch := d.sub.C()
+	evs := make([]*events.Event, 0, 256)
+	for {
+		evs = evs[:0]
+		open := true
+		select {
+		case e, ok := <-ch:
+			if ok {
+				evs = append(evs, e)
+			} else {
+				open = false
+			}
+		case <-d.kick:
+		}
+	drain:
+		for open && len(evs) < maxCommit {
+			select {
+			case e, ok := <-ch:
+				if !ok {
+					open = false
+					break drain
+				}
+				evs = append(evs, e)
+			default:
+				break drain
+			}
+		}
+		d.commit(evs)
+		if !open {
+			return
+		}
+	}
+}
+
+type item struct {
+	j   *job
+	rec []byte
+}
+
+// commit stores the deliveries of evs and removes acknowledged ones in one
+// outbox transaction, then hands the new ones to their endpoints.
+func (d *Dispatcher) commit(evs []*events.Event) {
+	n := 0
+	for _, e := range evs {
+		if sysTopic(e) {
+			continue
+		}
+		for i := range d.rules[e.Kind] {
+			if d.rules[e.Kind][i].matches(e) {
+				n++
+			}
+		}
+	}
+	var items []item
+	if n > 0 {
+		items = make([]item, 0, n)
+		seq := d.q.Reserve(n)
+		now := time.Now()
+		for _, e := range evs {
+			if sysTopic(e) {
+				continue
+			}
+			for i := range d.rules[e.Kind] {
+				r := &d.rules[e.Kind][i]
+				if !r.matches(e) {
+					continue
+				}
+				it, err := d.newItem(e, r.ep, seq, now)
+				seq++
+				if err != nil {
+					d.log.Error("web hook: cannot build body", "event", e.Kind.String(), "err", err)
+					continue
+				}
+				items = append(items, it)
+			}
+		}
+	}
+	puts := make([]store.Record, 0, len(items))
+	d.mu.Lock()
+	kept := items[:0]
+	for _, it := range items {
+		j := it.j
+		if d.bytes+j.size > d.o.MaxBytes {
+			d.overflow(j)
+			if d.o.DropNewest || d.bytes+j.size > d.o.MaxBytes {
+				j.done.Store(true)
+				j.ep.counters(j.event).dropped.Add(1)
+				continue
+			}
+		}
+		d.bytes += j.size
+		d.count++
+		d.pending = append(d.pending, j)
+		puts = append(puts, store.Record{Seq: j.seq, Data: it.rec})
+		kept = append(kept, it)
+	}
+	del := d.delq
+	d.delq = nil
+	var lost uint64
+	if sub := d.sub; sub != nil {
+		if n := sub.Dropped(); n > d.busDropped && time.Since(d.busLogged) > 10*time.Second {
+			lost = n - d.busDropped
+			d.busDropped = n
+			d.busLogged = time.Now()
+		}
+	}
+	d.mu.Unlock()
+	if lost > 0 {
+		d.log.Warn("web hook: events lost before the outbox (event queue full)", "lost", lost, "queue", d.o.QueueSize)
+	}
+	if err := d.q.Commit(puts, del); err != nil {
+		d.mu.Lock()
+		d.commitErrs++
+		first := d.commitErrs == 1
+		d.mu.Unlock()
+		if first {
+			d.log.Error("web hook outbox: commit failed; events are delivered from memory only until it works again", "err", err)
+		}
+	}
+	for _, it := range kept {
+		it.j.ep.counters(it.j.event).queued.Add(1)
+		it.j.ep.enqueue(it.j)
+	}
+}
+
+// overflow makes room for j when the outbox is full: it drops the oldest
+// pending deliveries unless the policy drops the new one. d.mu must be held.
+func (d *Dispatcher) overflow(j *job) {
+	if !d.overflowLog {
+		d.overflowLog = true
+		policy := "oldest"
+		if d.o.DropNewest {
+			policy = "newest"
+		}
+		d.log.Warn("web hook outbox full: dropping events", "max_bytes", d.o.MaxBytes, "drop", policy)
+	}
+	if d.o.DropNewest {
+		return
+	}
+	for d.bytes+j.size > d.o.MaxBytes && d.head < len(d.pending) {
+		old := d.pending[d.head]
+		d.head++
+		if old.done.CompareAndSwap(false, true) {
+			d.bytes -= old.size
+			d.count--
+			d.delq = append(d.delq, old.seq)
+			old.ep.counters(old.event).dropped.Add(1)
+		}
+	}
+	d.compact()
+}
+
+// compact forgets done jobs at the front of pending. d.mu must be held.
+func (d *Dispatcher) compact() {
+	for d.head < len(d.pending) && d.pending[d.head].done.Load() {
+		d.pending[d.head] = nil
+		d.head++
+	}
+	if d.head > 1024 && d.head*2 > len(d.pending) {
+		d.pending = slices.Clone(d.pending[d.head:])
+		d.head = 0
+	}
+	if d.head == len(d.pending) {
+		d.pending = d.pending[:0]
+		d.head = 0
+	}
+	if d.overflowLog && d.bytes < d.o.MaxBytes/2 {
+		d.overflowLog = false
+	}
+}
+
+// sysTopic reports whether e is about a $SYS topic, which is never posted.
+func sysTopic(e *events.Event) bool {
+	switch e.Kind {
+	case events.MessagePublish, events.MessageDelivered, events.MessageAcked, events.MessageDropped:
+		return strings.HasPrefix(e.Topic, "$SYS/") || e.Topic == "$SYS"
+	}
+	return false
+}
+
+func (d *Dispatcher) newItem(e *events.Event, ep *endpoint, seq uint64, now time.Time) (item, error) {
+	id := newID(now)
+	body, err := Body(e, d.o.Node, d.o.Encoding, id, seq)
+	if err != nil {
+		return item{}, err
+	}
+	client := e.ClientID
+	if e.Kind == events.MessagePublish {
+		client = e.FromClientID
+	}
+	created := e.Time
+	if created.IsZero() {
+		created = now
+	}
+	rec, err := json.Marshal(&record{URL: ep.url, Headers: ep.headers, BatchSize: ep.batch.MaxSize,
+		BatchDelay: ep.batch.MaxDelay.Milliseconds(), ClientID: client, Event: e.Kind.String(), ID: id,
+		Time: created.UnixMilli()})
+	if err != nil {
+		return item{}, fmt.Errorf("webhook: encode record: %w", err)
+	}
+	rec = append(append(rec, '\n'), body...)
+	j := &job{seq: seq, id: id, client: client, event: e.Kind, created: created, body: body, size: int64(len(rec)), ep: ep}
+	return item{j: j, rec: rec}, nil
+}
+
+// ack removes j from the outbox once it is delivered or dead-lettered.
+func (d *Dispatcher) ack(j *job) {
+	if !j.done.CompareAndSwap(false, true) {
+		return
+	}
+	d.mu.Lock()
+	d.bytes -= j.size
+	d.count--
+	d.delq = append(d.delq, j.seq)
+	d.compact()
+	d.mu.Unlock()
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Stop stops taking events, commits what the bus had queued, waits for the
+// requests in flight until ctx ends (then cancels them) and closes the
+// outbox. Undelivered events stay in the outbox for the next start.
+func (d *Dispatcher) Stop(ctx context.Context) error {
+	if !d.stopped.CompareAndSwap(false, true) {
+		return nil
+	}
+	if d.sub != nil {
+		d.sub.Close()
+		d.writerWG.Wait()
+	}
+	d.epMu.Lock()
+	eps := slices.Collect(maps.Values(d.eps))
+	d.epMu.Unlock()
+	for _, ep := range eps {
+		ep.close()
+	}
+	done := make(chan struct{})
+	go func() {
+		d.wg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		d.cancel()
+		<-done
+		err = fmt.Errorf("webhook: stop: %w", ctx.Err())
+	}
+	d.cancel()
+	d.commit(nil)
+	d.client.CloseIdleConnections()
+	if cerr := d.q.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("webhook: %w", cerr)
+	}
+	return err
+}

@@ -1,0 +1,201 @@
+package webhook_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqgate/mqgate/broker"
+	"github.com/mqgate/mqgate/events"
+	"github.com/mqgate/mqgate/internal/testutil"
+	"github.com/mqgate/mqgate/webhook"
+)
+
+// TestOutboxSurvivesRestart keeps the endpoint down while a broker runs,
+// restarts broker and dispatcher on the same data directory, brings the
+// endpoint up, and checks that every event of both runs arrives, in order.
+func TestOutboxSurvivesRestart(t *testing.T) {
+	down := func(int, *http.Request, []byte) (int, http.Header) { return http.StatusServiceUnavailable, nil }
+	rc := newReceiver(t, down)
+	dir := t.TempDir()
+	opts := webhook.Options{URL: rc.srv.URL, Dir: dir, Node: "n", MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+		Rules: []webhook.Rule{rule(t, "web.hook.rule.message.publish.1", `{"action": "on_message_publish"}`)}}
+
+	run := func(from, to int) {
+		d, err := webhook.New(opts)
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		bus := events.NewBus()
+		d.Start(bus)
+		b, addr := startBroker(t, bus)
+		c := dial(t, addr, "dev", "")
+		for i := from; i < to; i++ {
+			done(t, c.Publish("d/1", 1, false, fmt.Sprint(i)), "publish")
+		}
+		c.Disconnect(100)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := b.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		bus.Close()
+		if err := d.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(0, 10)
+	if rc.requests() == 0 {
+		t.Fatal("the endpoint was never tried")
+	}
+	// Second run: still down for a while, then up.
+	d, err := webhook.New(opts)
+	if err != nil {
+		t.Fatalf("New after restart: %v", err)
+	}
+	if p := d.Stats().Pending; p != 10 {
+		t.Fatalf("%d events pending after restart, want 10", p)
+	}
+	bus := events.NewBus()
+	d.Start(bus)
+	t.Cleanup(func() {
+		bus.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := d.Stop(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	_, addr := startBroker(t, bus)
+	c := dial(t, addr, "dev", "")
+	for i := 10; i < 20; i++ {
+		done(t, c.Publish("d/1", 1, false, fmt.Sprint(i)), "publish")
+	}
+	rc.setStatus(nil)
+	reqs := rc.waitFor(t, "20 events", func(rs []request) bool { return len(rs) >= 20 })
+	bs := bodies(t, reqs)
+	if len(bs) != 20 {
+		t.Fatalf("%d events, want 20", len(bs))
+	}
+	var last float64
+	for i, b := range bs {
+		if b["payload"] != fmt.Sprint(i) {
+			t.Fatalf("event %d: payload %v: order lost across the restart", i, b["payload"])
+		}
+		if s := b["seq"].(float64); s <= last {
+			t.Fatalf("seq %v after %v", s, last)
+		}
+		last = b["seq"].(float64)
+	}
+	waitPending(t, d, 0)
+}
+
+func startBroker(t *testing.T, bus *events.Bus) (*broker.Broker, string) {
+	t.Helper()
+	return testutil.RunBroker(t, func(o *broker.Options) { o.Events = bus })
+}
+
+func waitPending(t *testing.T, d *webhook.Dispatcher, want int) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for d.Stats().Pending != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("pending %d, want %d", d.Stats().Pending, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestDeadLettersAndReplay: a 4xx other than 408/429 is final; the event
+// goes to the dead-letter file, delivery goes on with the next event, and
+// Replay sends the dead letter again once the endpoint accepts it.
+func TestDeadLettersAndReplay(t *testing.T) {
+	rc := newReceiver(t, func(_ int, _ *http.Request, body []byte) (int, http.Header) {
+		if strings.Contains(string(body), `"payload":"bad"`) {
+			return http.StatusBadRequest, nil
+		}
+		return http.StatusOK, nil
+	})
+	dir := t.TempDir()
+	d, bus := startDispatcher(t, webhook.Options{URL: rc.srv.URL, Dir: dir,
+		Rules: []webhook.Rule{rule(t, "web.hook.rule.message.publish.1", `{"action": "on_message_publish"}`)}})
+	for i, p := range []string{"ok1", "bad", "ok2"} {
+		bus.Publish(&events.Event{Kind: events.MessagePublish, FromClientID: "c", Topic: "x", Payload: []byte(p), Time: time.UnixMilli(int64(i + 1))})
+	}
+	reqs := rc.waitFor(t, "two good events", func(rs []request) bool { return len(rs) == 2 })
+	if bs := bodies(t, reqs); bs[0]["payload"] != "ok1" || bs[1]["payload"] != "ok2" {
+		t.Fatalf("got %v", bs)
+	}
+	waitPending(t, d, 0)
+	if s := d.Stats().Total(events.MessagePublish); s.Failed != 1 || s.Delivered != 2 {
+		t.Fatalf("stats %+v", s)
+	}
+	dead, err := webhook.ReadDeadLetters(dir)
+	if err != nil || len(dead) != 1 || dead[0].Status != 400 || dead[0].ClientID != "c" {
+		t.Fatalf("dead letters %+v, %v", dead, err)
+	}
+	// Still refused: it stays.
+	res, err := webhook.Replay(context.Background(), dir, webhook.ReplayOptions{})
+	if err != nil || res.Sent != 0 || res.Failed != 1 {
+		t.Fatalf("replay to a refusing endpoint: %+v, %v", res, err)
+	}
+	rc.setStatus(nil)
+	res, err = webhook.Replay(context.Background(), dir, webhook.ReplayOptions{})
+	if err != nil || res.Sent != 1 || res.Failed != 0 {
+		t.Fatalf("replay: %+v, %v", res, err)
+	}
+	reqs = rc.waitFor(t, "the replayed event", func(rs []request) bool { return len(rs) == 3 })
+	if b := bodies(t, reqs[2:]); b[0]["payload"] != "bad" || reqs[2].header.Get("Idempotency-Key") != dead[0].ID {
+		t.Fatalf("replayed %v with headers %v", b, reqs[2].header)
+	}
+	if dead, _ := webhook.ReadDeadLetters(dir); len(dead) != 0 {
+		t.Fatalf("%d dead letters left after a successful replay", len(dead))
+	}
+	if _, err := os.Stat(filepath.Join(dir, webhook.DeadFile+".replay")); !os.IsNotExist(err) {
+		t.Fatalf("replay work file left: %v", err)
+	}
+}
+
+// TestOutboxFullDropsOldest fills a small outbox while the endpoint is down:
+// the oldest events are dropped and counted, the newest are delivered.
+func TestOutboxFullDropsOldest(t *testing.T) {
+	for _, dropNew := range []bool{false, true} {
+		t.Run(fmt.Sprintf("drop_new=%v", dropNew), func(t *testing.T) {
+			rc := newReceiver(t, func(int, *http.Request, []byte) (int, http.Header) { return http.StatusServiceUnavailable, nil })
+			d, bus := startDispatcher(t, webhook.Options{URL: rc.srv.URL, MaxBytes: 4000, DropNewest: dropNew,
+				Rules: []webhook.Rule{rule(t, "web.hook.rule.message.publish.1", `{"action": "on_message_publish"}`)}})
+			for i := range 100 {
+				bus.Publish(&events.Event{Kind: events.MessagePublish, FromClientID: fmt.Sprint("c", i), Topic: "x", Payload: []byte(fmt.Sprint(i))})
+			}
+			deadline := time.Now().Add(wait)
+			for d.Stats().Total(events.MessagePublish).Queued+d.Stats().Total(events.MessagePublish).Dropped < 100 {
+				if time.Now().After(deadline) {
+					t.Fatalf("stats %+v", d.Stats())
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			s := d.Stats()
+			if s.Bytes > 4000 || s.Pending == 0 || s.Pending >= 100 {
+				t.Fatalf("outbox: %d pending, %d bytes (max 4000)", s.Pending, s.Bytes)
+			}
+			if c := s.Total(events.MessagePublish); c.Dropped == 0 {
+				t.Fatalf("nothing counted as dropped: %+v", c)
+			}
+			rc.setStatus(nil)
+			reqs := rc.waitFor(t, "the kept events", func(rs []request) bool { return len(rs) >= s.Pending })
+			bs := bodies(t, reqs)
+			payloads := map[string]bool{}
+			for _, b := range bs {
+				payloads[b["payload"].(string)] = true
+			}
+			if dropNew != payloads["0"] || dropNew == payloads["99"] {
+				t.Fatalf("drop_new=%v: kept %v", dropNew, payloads)
+			}
+		})
+	}
+}

@@ -1,0 +1,427 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mqgate/mqgate/events"
+)
+
+// counters are the delivery counts of one endpoint and event.
+type counters struct {
+	queued, delivered, retried, failed, dropped atomic.Uint64
+	inFlight                                    atomic.Int64
+}
+
+// endpoint delivers to one URL with one header set. Its events wait in
+// lanes, one per client id (one in all for a batching endpoint), so that a
+// client's events are posted one after the other, in order, while different
+// clients' events go out in parallel on up to PoolSize workers.
+type endpoint struct {
+	d       *Dispatcher
+	url     string
+	headers map[string]string
+	batch   Batch
+	ctr     map[events.Kind]*counters // read-only after creation
+
+	mu        sync.Mutex
+	cond      *sync.Cond
+	lanes     map[string]*lane
+	ready     []*lane // lanes with a job to post, no request in flight and no timer
+	parked    []*lane // lanes waiting for the breaker to close
+	fails     int     // consecutive retryable failures
+	openUntil time.Time
+	probing   bool
+	timer     *time.Timer // the breaker's
+	started   bool
+	closed    bool
+}
+
+// lane is the queue of one client id. It is in at most one place at a time:
+// ready, parked, in flight, or waiting on its timer; scheduled says it is in
+// one of them.
+type lane struct {
+	key       string
+	q         []*job
+	attempt   int
+	scheduled bool
+	batchWait bool
+	timer     *time.Timer
+}
+
+func newEndpoint(d *Dispatcher, url string, headers map[string]string, b Batch) *endpoint {
+	ep := &endpoint{d: d, url: url, headers: headers, batch: b, lanes: map[string]*lane{}, ctr: map[events.Kind]*counters{}}
+	ep.cond = sync.NewCond(&ep.mu)
+	for k := range hookEvents {
+		ep.ctr[k] = &counters{}
+	}
+	return ep
+}
+
+func (ep *endpoint) counters(k events.Kind) *counters {
+	if c, ok := ep.ctr[k]; ok {
+		return c
+	}
+	return ep.ctr[events.MessagePublish] // unreachable: every posted kind is in hookEvents
+}
+
+// enqueue appends j to its client's lane.
+func (ep *endpoint) enqueue(j *job) {
+	key := j.client
+	if ep.batch.MaxSize > 0 {
+		key = "" // one lane: batches mix clients and keep their order
+	}
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	if ep.closed {
+		return
+	}
+	if !ep.started {
+		ep.started = true
+		n := ep.d.o.PoolSize
+		if ep.batch.MaxSize > 0 {
+			n = 1
+		}
+		for range n {
+			ep.d.wg.Add(1)
+			go ep.work()
+		}
+	}
+	l := ep.lanes[key]
+	if l == nil {
+		l = &lane{key: key}
+		ep.lanes[key] = l
+	}
+	l.q = append(l.q, j)
+	switch {
+	case !l.scheduled:
+		l.scheduled = true
+		ep.push(l)
+	case l.batchWait && len(l.q) >= ep.batch.MaxSize && l.timer.Stop():
+		l.batchWait = false
+		ep.push(l)
+	}
+}
+
+// push makes l ready. ep.mu must be held.
+func (ep *endpoint) push(l *lane) {
+	ep.ready = append(ep.ready, l)
+	ep.cond.Signal()
+}
+
+// after makes l ready again after delay. ep.mu must be held.
+func (ep *endpoint) after(l *lane, delay time.Duration) {
+	if ep.closed {
+		return
+	}
+	l.timer = time.AfterFunc(delay, func() {
+		ep.mu.Lock()
+		defer ep.mu.Unlock()
+		l.batchWait = false
+		if !ep.closed {
+			ep.push(l)
+		}
+	})
+}
+
+// work is one delivery worker.
+func (ep *endpoint) work() {
+	defer ep.d.wg.Done()
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	for {
+		for len(ep.ready) == 0 && !ep.closed {
+			ep.cond.Wait()
+		}
+		if ep.closed {
+			return
+		}
+		l := ep.ready[0]
+		ep.ready[0] = nil
+		ep.ready = ep.ready[1:]
+		for len(l.q) > 0 && l.q[0].done.Load() { // dropped while waiting
+			l.q[0] = nil
+			l.q = l.q[1:]
+		}
+		now := time.Now()
+		if len(l.q) == 0 {
+			l.scheduled = false
+			l.attempt = 0
+			delete(ep.lanes, l.key)
+			if !ep.openUntil.IsZero() && !now.Before(ep.openUntil) {
+				ep.releaseProbe() // l may have been the probe
+			}
+			continue
+		}
+		if ep.probing || now.Before(ep.openUntil) {
+			// The breaker is open: wait without spending anything.
+			ep.parked = append(ep.parked, l)
+			continue
+		}
+		probe := !ep.openUntil.IsZero()
+		n := 1
+		if ep.batch.MaxSize > 0 {
+			n = min(len(l.q), ep.batch.MaxSize)
+			if wait := ep.batch.MaxDelay - now.Sub(l.q[0].created); n < ep.batch.MaxSize && wait > 0 && l.attempt == 0 {
+				l.batchWait = true
+				ep.after(l, wait)
+				continue
+			}
+		}
+		if probe {
+			ep.probing = true
+		}
+		jobs := slices.Clone(l.q[:n])
+		ep.mu.Unlock()
+		res := ep.post(jobs)
+		ep.mu.Lock()
+		ep.finish(l, jobs, res, probe)
+	}
+}
+
+// finish records the outcome of posting jobs, the head of l. ep.mu must be
+// held.
+func (ep *endpoint) finish(l *lane, jobs []*job, res result, probe bool) {
+	d := ep.d
+	if res.retry {
+		l.attempt++
+		ep.fails++
+		for _, j := range jobs {
+			ep.counters(j.event).retried.Add(1)
+		}
+		delay := backoff(d.o.MinBackoff, d.o.MaxBackoff, l.attempt)
+		if res.retryAfter > delay {
+			delay = min(res.retryAfter, time.Hour)
+		}
+		if probe || ep.fails >= d.o.BreakerThreshold && ep.openUntil.IsZero() {
+			ep.probing = false
+			ep.open(max(delay, backoff(d.o.MinBackoff, d.o.MaxBackoff, ep.fails-d.o.BreakerThreshold+1)))
+		}
+		if (l.attempt == 1 || l.attempt%10 == 0) && !errors.Is(res.err, errClosed) {
+			d.log.Warn("web hook delivery failed; retrying", "url", ep.url, "status", res.status, "err", res.err,
+				"attempt", l.attempt, "retry_in", delay)
+		}
+		ep.after(l, delay)
+		return
+	}
+	l.q = l.q[len(jobs):]
+	l.attempt = 0
+	for _, j := range jobs {
+		c := ep.counters(j.event)
+		if res.status >= 200 && res.status < 300 {
+			c.delivered.Add(1)
+		} else {
+			c.failed.Add(1)
+		}
+	}
+	if !(res.status >= 200 && res.status < 300) {
+		d.log.Warn("web hook delivery refused; kept as a dead letter", "url", ep.url, "status", res.status, "events", len(jobs))
+		d.dead.add(ep, jobs, res)
+	}
+	for _, j := range jobs {
+		d.ack(j)
+	}
+	ep.fails = 0
+	if probe || !ep.openUntil.IsZero() {
+		ep.probing = false
+		ep.openUntil = time.Time{}
+		if ep.timer != nil {
+			ep.timer.Stop()
+		}
+		for _, p := range ep.parked {
+			ep.push(p)
+		}
+		ep.parked = nil
+		ep.cond.Broadcast()
+	}
+	if len(l.q) > 0 {
+		ep.push(l)
+	} else {
+		l.scheduled = false
+		delete(ep.lanes, l.key)
+	}
+}
+
+// open opens the breaker for cool: until then no lane posts; then one lane
+// probes. ep.mu must be held.
+func (ep *endpoint) open(cool time.Duration) {
+	ep.openUntil = time.Now().Add(cool)
+	if ep.timer != nil {
+		ep.timer.Stop()
+	}
+	ep.timer = time.AfterFunc(cool, func() {
+		ep.mu.Lock()
+		defer ep.mu.Unlock()
+		ep.releaseProbe()
+	})
+}
+
+// releaseProbe makes one parked lane ready to probe the endpoint, unless a
+// probe is under way. ep.mu must be held.
+func (ep *endpoint) releaseProbe() {
+	if !ep.closed && !ep.probing && len(ep.parked) > 0 {
+		l := ep.parked[0]
+		ep.parked[0] = nil
+		ep.parked = ep.parked[1:]
+		ep.push(l)
+	}
+}
+
+// close stops ep's workers and timers.
+func (ep *endpoint) close() {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	ep.closed = true
+	if ep.timer != nil {
+		ep.timer.Stop()
+	}
+	for _, l := range ep.lanes {
+		if l.timer != nil {
+			l.timer.Stop()
+		}
+	}
+	ep.cond.Broadcast()
+}
+
+// backoff is the delay before retry number attempt (1, 2, ...): min doubled
+// per attempt up to max, with jitter taking it down by up to a half.
+func backoff(lo, hi time.Duration, attempt int) time.Duration {
+	d := lo
+	for i := 1; i < attempt && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	if half := int64(d / 2); half > 0 {
+		d -= time.Duration(rand.Int64N(half + 1))
+	}
+	return d
+}
+
+// result is the outcome of one POST.
+type result struct {
+	status     int // 0 = no response
+	retry      bool
+	retryAfter time.Duration
+	err        error
+}
+
+// errClosed marks a request cut short by Stop.
+var errClosed = errors.New("dispatcher stopped")
+
+// post sends jobs (one, or a batch as a JSON array) to ep.
+func (ep *endpoint) post(jobs []*job) result {
+	d := ep.d
+	for _, j := range jobs {
+		ep.counters(j.event).inFlight.Add(1)
+	}
+	defer func() {
+		for _, j := range jobs {
+			ep.counters(j.event).inFlight.Add(-1)
+		}
+	}()
+	var body []byte
+	if ep.batch.MaxSize > 0 {
+		body = batchBody(jobs)
+	} else {
+		body = jobs[0].body
+	}
+	ctx, cancel := context.WithTimeout(d.ctx, d.o.RequestTimeout)
+	defer cancel()
+	req, err := newRequest(ctx, ep.url, ep.headers, jobs[0].id, body, d.o.Signer, time.Now())
+	if err != nil {
+		return result{err: err} // a bad URL cannot get better: dead letter
+	}
+	resp, err := d.client.Do(req)
+	if err != nil {
+		if d.ctx.Err() != nil {
+			err = errClosed
+		}
+		return result{retry: true, err: err}
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	return classify(resp.StatusCode, resp.Header.Get("Retry-After"), time.Now())
+}
+
+// classify maps a response status to an outcome: 2xx delivered; 408, 429
+// and 5xx retried (after Retry-After when given); any other a permanent
+// failure.
+func classify(status int, retryAfter string, now time.Time) result {
+	r := result{status: status}
+	switch {
+	case status >= 200 && status < 300:
+	case status == http.StatusRequestTimeout, status == http.StatusTooManyRequests, status >= 500:
+		r.retry = true
+		r.retryAfter = parseRetryAfter(retryAfter, now)
+		r.err = fmt.Errorf("status %d", status)
+	default:
+		r.err = fmt.Errorf("status %d", status)
+	}
+	return r
+}
+
+// parseRetryAfter reads a Retry-After value: seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if s < 0 {
+			return 0
+		}
+		return time.Duration(min(s, 86400)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// batchBody joins the bodies of jobs into a JSON array.
+func batchBody(jobs []*job) []byte {
+	n := 2
+	for _, j := range jobs {
+		n += len(j.body) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '[')
+	for i, j := range jobs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, j.body...)
+	}
+	return append(b, ']')
+}
+
+// newRequest builds the POST of body to url: the configured headers, a JSON
+// content type (always, as in EMQX 4), the event id as Idempotency-Key and
+// webhook-id, and the Standard Webhooks signature when s is set.
+func newRequest(ctx context.Context, url string, headers map[string]string, id string, body []byte, s *Signer, now time.Time) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("webhook: %w", err)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", id)
+	req.Header.Set("Webhook-Id", id)
+	if s != nil {
+		ts := now.Unix()
+		req.Header.Set("Webhook-Timestamp", strconv.FormatInt(ts, 10))
+		req.Header.Set("Webhook-Signature", s.Sign(id, ts, body))
+	}
+	return req, nil
+}

@@ -1,0 +1,82 @@
+package webhook
+
+import (
+	"time"
+
+	"github.com/mqgate/mqgate/events"
+)
+
+// Counts are the delivery counts of one endpoint and event.
+type Counts struct {
+	Queued    uint64 // accepted into the outbox (or loaded from it at start)
+	InFlight  int64  // in a request now
+	Delivered uint64 // acknowledged with a 2xx
+	Retried   uint64 // failed attempts that will be retried
+	Failed    uint64 // refused for good, kept as dead letters
+	Dropped   uint64 // dropped because the outbox was full
+}
+
+// Stats is a snapshot of the dispatcher's counters.
+type Stats struct {
+	// Endpoints maps each endpoint URL, then event name, to its counts.
+	Endpoints map[string]map[string]Counts
+	Pending   int           // deliveries in the outbox
+	Bytes     int64         // size of the pending deliveries
+	Oldest    time.Duration // age of the oldest pending delivery; 0 if none
+	// BusDropped counts events lost before reaching the outbox because the
+	// bus queue was full.
+	BusDropped uint64
+}
+
+// Stats returns the current counters.
+func (d *Dispatcher) Stats() Stats {
+	s := Stats{Endpoints: map[string]map[string]Counts{}}
+	d.epMu.Lock()
+	for _, ep := range d.eps {
+		m := s.Endpoints[ep.url]
+		if m == nil {
+			m = map[string]Counts{}
+			s.Endpoints[ep.url] = m
+		}
+		for k, c := range ep.ctr {
+			old := m[k.String()]
+			m[k.String()] = Counts{
+				Queued:    old.Queued + c.queued.Load(),
+				InFlight:  old.InFlight + c.inFlight.Load(),
+				Delivered: old.Delivered + c.delivered.Load(),
+				Retried:   old.Retried + c.retried.Load(),
+				Failed:    old.Failed + c.failed.Load(),
+				Dropped:   old.Dropped + c.dropped.Load(),
+			}
+		}
+	}
+	d.epMu.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.compact()
+	if d.head < len(d.pending) {
+		s.Oldest = time.Since(d.pending[d.head].created)
+	}
+	s.Pending = d.count
+	s.Bytes = d.bytes
+	s.BusDropped = d.busDropped
+	if d.sub != nil {
+		s.BusDropped = d.sub.Dropped()
+	}
+	return s
+}
+
+// Total sums the counts of every endpoint for event kind k.
+func (s Stats) Total(k events.Kind) Counts {
+	var t Counts
+	for _, m := range s.Endpoints {
+		c := m[k.String()]
+		t.Queued += c.Queued
+		t.InFlight += c.InFlight
+		t.Delivered += c.Delivered
+		t.Retried += c.Retried
+		t.Failed += c.Failed
+		t.Dropped += c.Dropped
+	}
+	return t
+}
