@@ -107,7 +107,22 @@ type Decision struct {
 	// Unavailable is set when the backend could not answer (outage): CONNACK
 	// then says "server unavailable", never "bad username or password".
 	Unavailable bool
+	// Refusal says how a Deny at authentication is reported to the client;
+	// the zero value is "bad username or password".
+	Refusal Refusal
 }
+
+// Refusal is the kind of a refused CONNECT, which picks the CONNACK code.
+type Refusal uint8
+
+const (
+	// BadCredentials: CONNACK 0x86 (3.1.1: 4, bad user name or password).
+	BadCredentials Refusal = iota
+	// NotAuthorized: CONNACK 0x87 (3.1.1: 5, not authorized).
+	NotAuthorized
+	// Banned: CONNACK 0x8A (3.1.1: 5, not authorized).
+	Banned
+)
 
 // Forgetter is implemented by an Authorizer that keeps per-client state
 // (a decision cache): the broker calls Forget when a client disconnects.

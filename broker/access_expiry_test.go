@@ -68,3 +68,34 @@ func TestExpiredCredentialsRefused(t *testing.T) {
 		t.Fatalf("connack %v, want 5", ack.ReasonCode)
 	}
 }
+
+// TestRefusalPicksConnackCode checks that an authentication backend's kind
+// of refusal reaches the client: bad credentials 0x86 / 4, not authorized
+// 0x87 / 5, banned 0x8A / 5.
+func TestRefusalPicksConnackCode(t *testing.T) {
+	for _, tt := range []struct {
+		refusal access.Refusal
+		v5, v3  mqtt.ReasonCode
+	}{
+		{access.BadCredentials, mqtt.BadUsernameOrPassword, mqtt.V3BadUsernamePassword},
+		{access.NotAuthorized, mqtt.NotAuthorized, mqtt.V3NotAuthorized},
+		{access.Banned, mqtt.Banned, mqtt.V3NotAuthorized},
+	} {
+		_, addr := testutil.RunBroker(t, func(o *broker.Options) {
+			o.Authenticator = access.AuthenticatorFunc(func(context.Context, access.Identity) access.Decision {
+				return access.Decision{Verdict: access.Deny, Refusal: tt.refusal}
+			})
+		})
+		for _, v := range []mqtt.Version{mqtt.V5, mqtt.V311} {
+			c := testutil.Dial(t, addr, v)
+			ack := c.Connect(&mqtt.Connect{ClientID: "r", CleanStart: true, UsernameSet: true, Username: "u", PasswordSet: true, Password: []byte("p")})
+			want := tt.v5
+			if v == mqtt.V311 {
+				want = tt.v3
+			}
+			if ack.ReasonCode != want {
+				t.Errorf("refusal %d, v%d: connack %v, want %v", tt.refusal, v, ack.ReasonCode, want)
+			}
+		}
+	}
+}

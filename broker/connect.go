@@ -146,7 +146,10 @@ func (c *conn) handleConnect(p *mqtt.Connect) error {
 		b.m.authFailure.Add(1)
 		b.m.connackAuthErr.Add(1)
 		code := mqtt.BadUsernameOrPassword
-		if !p.UsernameSet && !p.PasswordSet {
+		switch {
+		case d.Refusal == access.Banned:
+			code = mqtt.Banned
+		case d.Refusal == access.NotAuthorized, !p.UsernameSet && !p.PasswordSet:
 			code = mqtt.NotAuthorized
 		}
 		return c.refuse(code, "not_authorized")

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/fsnotify/fsnotify"
 
@@ -87,9 +88,17 @@ func (b *Backend) Close() error {
 	return err
 }
 
+// settle is how long the file must stay unchanged after an event before
+// it is read: a file written in place is first truncated, and reading it
+// then would load no users.
+const settle = 100 * time.Millisecond
+
 func (b *Backend) watch() {
 	defer b.wg.Done()
 	name := filepath.Clean(b.path)
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	defer t.Stop()
 	for {
 		select {
 		case ev, ok := <-b.watcher.Events:
@@ -99,9 +108,10 @@ func (b *Backend) watch() {
 			if filepath.Clean(ev.Name) != name || !ev.Has(fsnotify.Write|fsnotify.Create|fsnotify.Rename) {
 				continue
 			}
+			t.Reset(settle)
+		case <-t.C:
 			if err := b.Reload(); err != nil {
-				// Keep the last good set; a half-written file is retried on
-				// its next event.
+				// Keep the last good set; the next change is read again.
 				b.log.Warn("users file not reloaded; keeping the previous one", "err", err)
 			}
 		case err, ok := <-b.watcher.Errors:

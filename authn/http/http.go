@@ -238,9 +238,9 @@ func (b *Backend) Authenticate(ctx context.Context, id access.Identity) access.D
 	case http.StatusBadRequest, http.StatusUnauthorized:
 		return access.Decision{Verdict: access.Deny, Reason: fmt.Sprintf("auth_req: %d bad username or password", status)}
 	case http.StatusForbidden:
-		return access.Decision{Verdict: access.Deny, Reason: "auth_req: 403 not authorized"}
+		return access.Decision{Verdict: access.Deny, Refusal: access.NotAuthorized, Reason: "auth_req: 403 not authorized"}
 	case http.StatusTooManyRequests:
-		return access.Decision{Verdict: access.Deny, Reason: "auth_req: 429 banned"}
+		return access.Decision{Verdict: access.Deny, Refusal: access.Banned, Reason: "auth_req: 429 banned"}
 	default:
 		return access.Decision{Unavailable: true, Verdict: access.Deny, Reason: fmt.Sprintf("auth_req: status %d", status)}
 	}

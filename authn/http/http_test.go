@@ -170,6 +170,11 @@ func TestStatusSemantics(t *testing.T) {
 			if tt.wantExpiry && d.ExpiresAt.Unix() != exp {
 				t.Errorf("expires at %d, want %d", d.ExpiresAt.Unix(), exp)
 			}
+			// 403 and 429 pick the CONNACK code: not authorized, banned.
+			want := map[int]access.Refusal{403: access.NotAuthorized, 429: access.Banned}[tt.status]
+			if d.Refusal != want {
+				t.Errorf("refusal %d, want %d", d.Refusal, want)
+			}
 		})
 	}
 	svc.script("u1", 200, `{"result":"allow","acl":[{"permission":"allow","action":"publish","topic":"t/%u/${clientid}"}]}`)
