@@ -72,7 +72,6 @@ type cache struct {
 	negTTL  time.Duration
 	jitter  time.Duration
 	now     func() time.Time
-	lastGC  time.Time
 	evicted uint64
 }
 

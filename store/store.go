@@ -14,6 +14,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // ErrLocked is returned by Open when another process holds the file.
@@ -84,7 +85,7 @@ func Open(path string, o Options) (*Log, error) {
 		InitialMmapSize: 256 << 20,
 	})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("%w: %s", ErrLocked, path)
 		}
 		return nil, fmt.Errorf("store: open %s: %w", path, err)

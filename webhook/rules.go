@@ -156,7 +156,7 @@ func checkURL(s string) error {
 		return fmt.Errorf("bad url %q: %w", s, err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("bad url %q: want http://host[:port]/path or https://...", s)
+		return fmt.Errorf("bad url %q: want http://host[:port]/path or https://host[:port]/path", s)
 	}
 	return nil
 }
