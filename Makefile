@@ -13,10 +13,14 @@ build:
 
 ## deps: install what the tests and benchmarks need when it is missing (Debian
 ## mosquitto-clients for interop tests, mosquitto as the side-by-side reference,
-## postgresql for the PostgreSQL backends, started by the tests in a temp dir)
+## postgresql for the PostgreSQL backends, started by the tests in a temp dir,
+## chromium and npm's MQTT.js for the browser WebSocket test)
+BROWSER_DIR := broker/listener/testdata/browser
 deps:
 	@missing=""; \
 	command -v mosquitto_pub >/dev/null 2>&1 || missing="$$missing mosquitto-clients"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	[ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || missing="$$missing mosquitto"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
@@ -24,11 +28,12 @@ deps:
 		SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+	@[ -f $(BROWSER_DIR)/node_modules/mqtt/dist/mqtt.min.js ] || npm ci --prefix $(BROWSER_DIR) --no-audit --no-fund
 
 ## test: install test dependencies, then run every test with the race detector
 test: deps
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 15m ./...
+	MQGATE_REQUIRE_BROWSER=1 $(GO) test -race -count=1 -timeout 15m ./...
 
 ## lint: gofmt, go vet and staticcheck
 lint:

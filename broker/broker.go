@@ -10,8 +10,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	transport "github.com/mqgate/mqgate/broker/listener"
 	"github.com/mqgate/mqgate/broker/topics"
 	"github.com/mqgate/mqgate/mqtt"
+	"golang.org/x/time/rate"
 )
 
 // ErrClosed is returned by Start after Shutdown.
@@ -85,6 +87,8 @@ type listener struct {
 	ln    net.Listener
 	count atomic.Int64 // live connections
 	ident string
+	tr    transport.Transport
+	rate  *rate.Limiter // nil = no max_conn_rate
 }
 
 // Start binds every listener and starts accepting. It fails without
@@ -98,14 +102,29 @@ func (b *Broker) Start() error {
 	b.mu.Unlock()
 	var lns []*listener
 	for _, l := range b.opts.Listeners {
-		ln, err := net.Listen("tcp", l.Addr)
+		kind := l.Kind
+		if kind == "" {
+			kind = transport.TCP
+		}
+		tr := transport.Transport{Kind: kind, TLS: l.TLS, HandshakeTimeout: l.HandshakeTimeout, Path: l.WSPath,
+			ProxyProtocol: l.ProxyProtocol, ProxyTimeout: l.ProxyProtocolTimeout,
+			TrustedProxies: l.TrustedProxies, AddressHeader: l.ProxyAddressHeader, PortHeader: l.ProxyPortHeader}
+		err := tr.Validate()
+		var ln net.Listener
+		if err == nil {
+			ln, err = net.Listen("tcp", l.Addr)
+		}
 		if err != nil {
 			for _, o := range lns {
 				_ = o.ln.Close()
 			}
-			return fmt.Errorf("broker: listener tcp.%s on %s: %w", l.Name, l.Addr, err)
+			return fmt.Errorf("broker: listener %s.%s on %s: %w", kind, l.Name, l.Addr, err)
 		}
-		lns = append(lns, &listener{cfg: l, ln: ln, ident: "tcp:" + l.Name})
+		nl := &listener{cfg: l, ln: ln, ident: string(kind) + ":" + l.Name, tr: tr}
+		if l.MaxConnRate > 0 {
+			nl.rate = rate.NewLimiter(rate.Limit(l.MaxConnRate), l.MaxConnRate)
+		}
+		lns = append(lns, nl)
 	}
 	b.started = time.Now()
 	b.listeners = lns
@@ -127,10 +146,12 @@ func (b *Broker) goRun(f func()) {
 	}()
 }
 
-// Addr returns the bound address of the named listener, or nil.
+// Addr returns the bound address of the named listener, or nil. name is
+// either a listener's name (the first listener of that name) or its
+// identifier, e.g. "wss:external".
 func (b *Broker) Addr(name string) net.Addr {
 	for _, l := range b.listeners {
-		if l.cfg.Name == name {
+		if l.cfg.Name == name || l.ident == name {
 			return l.ln.Addr()
 		}
 	}
@@ -165,14 +186,56 @@ func (b *Broker) acceptLoop(l *listener) {
 			_ = nc.Close()
 			continue
 		}
+		if l.rate != nil && !l.rate.Allow() {
+			b.m.connRateLimited.Add(1)
+			_ = nc.Close()
+			continue
+		}
 		l.count.Add(1)
-		c := newConn(b, l, nc)
-		b.connsMu.Lock()
-		b.conns[c] = struct{}{}
-		b.connsMu.Unlock()
-		b.wg.Add(1)
-		go c.serve()
+		if !l.tr.Passthrough() {
+			// The handshake runs on its own short-lived goroutine: a slow
+			// client does not hold up the accept loop, and the stack the
+			// handshake grows is not kept by the connection's reader.
+			b.wg.Add(1)
+			go b.handshake(l, nc)
+			continue
+		}
+		b.startConn(newConn(b, l, nc))
 	}
+}
+
+// handshake reads the PROXY protocol header and performs the TLS handshake
+// or WebSocket upgrade of an accepted connection, then starts serving it.
+func (b *Broker) handshake(l *listener, nc net.Conn) {
+	defer b.wg.Done()
+	mc, peer, err := l.tr.Accept(b.ctx, nc)
+	if err != nil {
+		l.count.Add(-1)
+		b.m.handshakeFailed.Add(1)
+		b.log.Debug("handshake failed", "listener", l.ident, "peer", nc.RemoteAddr().String(), "err", err)
+		_ = nc.Close()
+		return
+	}
+	c := newConn(b, l, mc)
+	c.certCN, c.certDN = peer.CertCN, peer.CertDN
+	b.startConn(c)
+}
+
+// startConn registers c and starts its reader. A connection whose
+// handshake ends after Shutdown began is closed: Shutdown cancels the
+// context before it takes the snapshot of live connections under connsMu.
+func (b *Broker) startConn(c *conn) {
+	b.connsMu.Lock()
+	if b.ctx.Err() != nil {
+		b.connsMu.Unlock()
+		c.l.count.Add(-1)
+		_ = c.nc.Close()
+		return
+	}
+	b.conns[c] = struct{}{}
+	b.connsMu.Unlock()
+	b.wg.Add(1)
+	go c.serve()
 }
 
 // Shutdown stops accepting, sends v5 clients DISCONNECT 0x8B (server

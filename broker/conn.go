@@ -37,6 +37,9 @@ type conn struct {
 	nc   net.Conn
 	peer netip.AddrPort
 
+	// From the TLS handshake: the verified client certificate, if any.
+	certCN, certDN string
+
 	// Set during CONNECT by the reader, read-only afterwards.
 	version   mqtt.Version
 	clientID  string

@@ -61,11 +61,35 @@ func (c *conn) identity() access.Identity {
 		Listener: c.l.ident,
 		Peer:     c.peer,
 		Proto:    byte(c.version),
+		CertCN:   c.certCN,
+		CertDN:   c.certDN,
 	}
 	if c.infoSet {
 		id.Username, id.UsernameSet = c.info.username, c.info.usernameSet
 	}
 	return id
+}
+
+// applyPeerCert replaces the username or client identifier of p with the
+// client certificate's common name or subject, as the listener's
+// peer_cert_as_username and peer_cert_as_clientid ask. A client without a
+// verified certificate keeps what it sent.
+func (c *conn) applyPeerCert(p *mqtt.Connect) {
+	pick := func(what string) string {
+		switch what {
+		case "cn":
+			return c.certCN
+		case "dn":
+			return c.certDN
+		}
+		return ""
+	}
+	if v := pick(c.l.cfg.PeerCertAsUsername); v != "" {
+		p.Username, p.UsernameSet = v, true
+	}
+	if v := pick(c.l.cfg.PeerCertAsClientID); v != "" {
+		p.ClientID = v
+	}
 }
 
 // handleConnect authenticates the client, attaches its session and sends
@@ -74,6 +98,7 @@ func (c *conn) handleConnect(p *mqtt.Connect) error {
 	b := c.b
 	b.m.connectReceived.Add(1)
 	c.version = p.Version
+	c.applyPeerCert(p)
 	// client.connect, and a refusal, come before the id is accepted:
 	// events report the one the client sent until then.
 	c.clientID = p.ClientID
@@ -288,10 +313,15 @@ func (c *conn) authenticate(p *mqtt.Connect) access.Decision {
 			return d
 		}
 	}
-	if b.opts.AllowAnonymous {
-		return access.Decision{Verdict: access.Allow, Source: "anonymous", Reason: "allow_anonymous = true"}
+	allow, scope := b.opts.AllowAnonymous, ""
+	if a := c.l.cfg.AllowAnonymous; a != nil {
+		// The listener's own setting, e.g. anonymous on an internal one only.
+		allow, scope = *a, c.l.ident+" "
 	}
-	return access.Decision{Verdict: access.Deny, Source: "default", Reason: "allow_anonymous = false"}
+	if allow {
+		return access.Decision{Verdict: access.Allow, Source: "anonymous", Reason: scope + "allow_anonymous = true"}
+	}
+	return access.Decision{Verdict: access.Deny, Source: "default", Reason: scope + "allow_anonymous = false"}
 }
 
 // attach binds c to the session of its client id: a new one, or the

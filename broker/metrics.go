@@ -48,6 +48,9 @@ type metrics struct {
 	subsMax        atomic.Int64
 	retainedMax    atomic.Int64
 	keepaliveKicks atomic.Uint64
+
+	handshakeFailed atomic.Uint64 // TLS handshakes and WebSocket upgrades that failed
+	connRateLimited atomic.Uint64 // max_conn_rate reached
 }
 
 // Metrics returns every counter by its EMQX 4 metric name
@@ -109,6 +112,8 @@ func (b *Broker) Metrics() map[string]uint64 {
 		"session.discarded":               m.sessionDiscarded.Load(),
 		"session.terminated":              m.sessionTerminated.Load(),
 		"connections.refused":             m.connRefused.Load(),
+		"connections.handshake_failed":    m.handshakeFailed.Load(),
+		"connections.rate_limited":        m.connRateLimited.Load(),
 		"connections.slow_consumer":       m.slowConsumers.Load(),
 		"connections.keepalive_timeout":   m.keepaliveKicks.Load(),
 	}

@@ -8,19 +8,58 @@
 package broker
 
 import (
+	"crypto/tls"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/mqgate/mqgate/access"
+	transport "github.com/mqgate/mqgate/broker/listener"
 	"github.com/mqgate/mqgate/broker/topics"
 	"github.com/mqgate/mqgate/events"
 )
 
-// Listener is one named TCP listener.
+// Listener is one named listener.
 type Listener struct {
-	Name           string // e.g. "external"; the identifier is "tcp:<name>"
+	Name           string // e.g. "external"; the identifier is "<kind>:<name>"
 	Addr           string // host:port; port 0 picks a free port
 	MaxConnections int    // 0 = unlimited
+
+	// Kind is the transport: tcp (the default when empty), ssl, ws or wss.
+	Kind transport.Kind
+	// TLS serves ssl and wss listeners; transport.Certs.Config gives one
+	// that follows certificate reloads.
+	TLS *tls.Config
+	// HandshakeTimeout bounds the TLS handshake and the WebSocket upgrade;
+	// 0 = transport.DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// WSPath is the HTTP path of ws and wss listeners; "" = /mqtt.
+	WSPath string
+	// PeerCertAsUsername and PeerCertAsClientID, "cn" or "dn", replace
+	// the username or client identifier of the CONNECT with the common
+	// name or subject of the client's verified certificate; "" keeps
+	// what the client sent.
+	PeerCertAsUsername string
+	PeerCertAsClientID string
+	// ProxyProtocol expects a PROXY protocol v1 or v2 header on every
+	// connection (behind a load balancer) and takes the client's address
+	// from it; ProxyProtocolTimeout bounds the wait (0 = 3 s).
+	ProxyProtocol        bool
+	ProxyProtocolTimeout time.Duration
+	// MaxConnRate is the number of new connections accepted per second
+	// (with a burst of as many); the excess is closed at once and counted.
+	// 0 = unlimited.
+	MaxConnRate int
+	// ws and wss behind an HTTP proxy: from an address in TrustedProxies,
+	// the client's address is read from ProxyAddressHeader (e.g.
+	// X-Forwarded-For) and its port from ProxyPortHeader. No trusted
+	// proxy = the headers are ignored.
+	TrustedProxies     []netip.Prefix
+	ProxyAddressHeader string
+	ProxyPortHeader    string
+	// AllowAnonymous, when not nil, replaces Options.AllowAnonymous for
+	// the clients of this listener.
+	AllowAnonymous *bool
 }
 
 // Options configure a Broker. DefaultOptions gives the embedded defaults.

@@ -63,7 +63,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "pattern name is not a key",
 			file: "listener.tcp.<name> = 1883",
-			want: []string{`mqgate.conf:1: unknown key "listener.tcp.<name>"`},
+			want: []string{`mqgate.conf:1: unknown key "listener.tcp.<name>" (did you mean "listener.ssl.<name>"?)`},
 			is:   ErrUnknownKey,
 		},
 		{
@@ -360,7 +360,7 @@ func TestGetterPanics(t *testing.T) {
 		{"Bool of an int", func() { c.Bool("mqtt.max_qos_allowed") }},
 		{"Float of an int", func() { c.Float("mqtt.max_qos_allowed") }},
 		{"Instances of a plain key", func() { c.Instances("listener.tcp.external") }},
-		{"Instances of an unknown pattern", func() { c.Instances("listener.ws.<name>") }},
+		{"Instances of an unknown pattern", func() { c.Instances("listener.quic.<name>") }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

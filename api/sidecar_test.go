@@ -1,0 +1,156 @@
+package api_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqgate/mqgate/access"
+	"github.com/mqgate/mqgate/acl"
+	aclfile "github.com/mqgate/mqgate/acl/file"
+	"github.com/mqgate/mqgate/api"
+	authnfile "github.com/mqgate/mqgate/authn/file"
+)
+
+// newSidecar answers from a real users file (alice:secret) and a real
+// acl.conf (alice may publish a/#; everyone may subscribe to pub/#).
+func newSidecar(t *testing.T) *api.Sidecar {
+	t.Helper()
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	if err := os.WriteFile(users, []byte("alice:plain$$secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ab, err := authnfile.New(authnfile.Options{Path: users})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ab.Close() })
+	rules := filepath.Join(dir, "acl.conf")
+	if err := os.WriteFile(rules, []byte(`{allow, {user, "alice"}, publish, ["a/#"]}.
+{allow, all, subscribe, ["pub/#"]}.
+{deny, {user, "mallory"}, all, ["#"]}.
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fb, err := aclfile.New(aclfile.Options{Path: rules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fb.Close() })
+	chain, err := acl.New(acl.Options{Links: []acl.Link{{Name: "file", Authorizer: fb}}, NoMatch: access.Deny, Cache: true, CacheMaxSize: 10, CacheTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(chain.Close)
+	s, err := api.NewSidecar(api.SidecarOptions{Addr: "127.0.0.1:0", Authenticator: ab, Authorizer: chain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func sidecarDo(t *testing.T, s *api.Sidecar, method, target, contentType, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(method, target, strings.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	w := httptest.NewRecorder()
+	s.Handler().ServeHTTP(w, req)
+	return w
+}
+
+// TestSidecarEMQX5 sends EMQX 5's HTTP authenticator and authorizer
+// requests (POST with a JSON body template, GET with a query string).
+func TestSidecarEMQX5(t *testing.T) {
+	s := newSidecar(t)
+	tests := []struct {
+		name, method, path, ct, body string
+		status                       int
+		result                       string
+	}{
+		{"authn allow", "POST", "/emqx/authn", "application/json", `{"clientid":"c1","username":"alice","password":"secret","peerhost":"10.0.0.1"}`, 200, "allow"},
+		{"authn deny", "POST", "/emqx/authn", "application/json", `{"clientid":"c1","username":"alice","password":"wrong"}`, 200, "deny"},
+		{"authn unknown user ignored", "POST", "/emqx/authn", "application/json", `{"clientid":"c1","username":"bob","password":"x"}`, 200, "ignore"},
+		{"authn GET query", "GET", "/emqx/authn?clientid=c1&username=alice&password=secret", "", "", 200, "allow"},
+		{"authn bad body", "POST", "/emqx/authn", "application/json", `{"clientid":`, 400, ""},
+		{"authz allow", "POST", "/emqx/authz", "application/json", `{"clientid":"c1","username":"alice","action":"publish","topic":"a/b","qos":"1","retain":"false"}`, 200, "allow"},
+		{"authz deny", "POST", "/emqx/authz", "application/json", `{"clientid":"c2","username":"mallory","action":"subscribe","topic":"x"}`, 200, "deny"},
+		// No rule matches: ignore, so that EMQX asks its next source.
+		{"authz no match", "POST", "/emqx/authz", "application/json", `{"clientid":"c3","username":"bob","action":"publish","topic":"a/b"}`, 200, "ignore"},
+		{"authz numbers", "POST", "/emqx/authz", "application/json", `{"clientid":"c1","username":"alice","action":"publish","topic":"a/c","qos":1,"retain":false}`, 200, "allow"},
+		{"authz bad action", "POST", "/emqx/authz", "application/json", `{"action":"jump","topic":"a"}`, 400, ""},
+	}
+	for _, tt := range tests {
+		w := sidecarDo(t, s, tt.method, tt.path, tt.ct, tt.body)
+		if w.Code != tt.status {
+			t.Errorf("%s: HTTP %d %s, want %d", tt.name, w.Code, w.Body, tt.status)
+			continue
+		}
+		if tt.result == "" {
+			continue
+		}
+		if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			t.Errorf("%s: content-type %q", tt.name, ct)
+		}
+		var out map[string]any
+		if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || out["result"] != tt.result {
+			t.Errorf("%s: %s, want result %s", tt.name, w.Body, tt.result)
+		}
+		if tt.result == "allow" && tt.path == "/emqx/authn" && out["is_superuser"] != false {
+			t.Errorf("%s: is_superuser %v", tt.name, out["is_superuser"])
+		}
+	}
+}
+
+// TestSidecarMosquittoGoAuth sends mosquitto-go-auth's HTTP backend
+// requests in its json and form params modes and checks the answer in its
+// status, json and text response modes.
+func TestSidecarMosquittoGoAuth(t *testing.T) {
+	s := newSidecar(t)
+	form := func(kv ...string) string {
+		v := url.Values{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			v.Set(kv[i], kv[i+1])
+		}
+		return v.Encode()
+	}
+	const js, fm = "application/json", "application/x-www-form-urlencoded"
+	tests := []struct {
+		name, path, ct, body string
+		status               int
+		body200              string // expected body fragment
+	}{
+		{"user json", "/mosquitto/user", js, `{"username":"alice","password":"secret","clientid":"c1"}`, 200, `"Ok":true`},
+		{"user form", "/mosquitto/user", fm, form("username", "alice", "password", "secret", "clientid", "c1"), 200, `"Ok":true`},
+		{"user wrong password", "/mosquitto/user", js, `{"username":"alice","password":"bad","clientid":"c1"}`, 403, `"Ok":false`},
+		{"user unknown", "/mosquitto/user", js, `{"username":"zed","password":"x","clientid":"c1"}`, 403, `"Ok":false`},
+		{"user text mode", "/mosquitto/user?mode=text", js, `{"username":"alice","password":"secret","clientid":"c1"}`, 200, "ok"},
+		{"superuser", "/mosquitto/superuser", js, `{"username":"alice"}`, 403, `"Ok":false`},
+		// acc 2 (write) is a publish.
+		{"acl write", "/mosquitto/acl", js, `{"username":"alice","clientid":"c1","topic":"a/1","acc":2}`, 200, `"Ok":true`},
+		// acc 1 (read) and 4 (subscribe) are asked as subscribe.
+		{"acl read", "/mosquitto/acl", js, `{"username":"alice","clientid":"c1","topic":"pub/x","acc":1}`, 200, `"Ok":true`},
+		{"acl subscribe", "/mosquitto/acl", fm, form("username", "alice", "clientid", "c1", "topic", "pub/x", "acc", "4"), 200, `"Ok":true`},
+		// acc 3 needs both: alice may not subscribe to a/1.
+		{"acl readwrite", "/mosquitto/acl", js, `{"username":"alice","clientid":"c1","topic":"a/1","acc":3}`, 403, `"Ok":false`},
+		{"acl denied", "/mosquitto/acl", js, `{"username":"mallory","clientid":"c9","topic":"m/x","acc":4}`, 403, `"Ok":false`},
+		// No rule: mosquitto has no "ignore", so it is not granted.
+		{"acl no match", "/mosquitto/acl", js, `{"username":"bob","clientid":"c8","topic":"z","acc":2}`, 403, `"Ok":false`},
+		{"acl bad acc", "/mosquitto/acl", js, `{"username":"bob","topic":"z","acc":9}`, 400, `"Ok":false`},
+		{"acl text mode", "/mosquitto/acl?mode=text", js, `{"username":"bob","clientid":"c8","topic":"z","acc":2}`, 403, "denied"},
+	}
+	for _, tt := range tests {
+		w := sidecarDo(t, s, http.MethodPost, tt.path, tt.ct, tt.body)
+		if w.Code != tt.status || !strings.Contains(w.Body.String(), tt.body200) {
+			t.Errorf("%s: HTTP %d %q, want %d with %q", tt.name, w.Code, w.Body, tt.status, tt.body200)
+		}
+	}
+}

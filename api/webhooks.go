@@ -1,0 +1,122 @@
+package api
+
+import (
+	"net/url"
+	"slices"
+
+	"github.com/labstack/echo/v4"
+	"github.com/mqgate/mqgate/webhook"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// webhookCounts is one endpoint's counts for one event.
+type webhookCounts struct {
+	Queued    uint64 `json:"queued"`
+	InFlight  int64  `json:"in_flight"`
+	Delivered uint64 `json:"delivered"`
+	Retried   uint64 `json:"retried"`
+	Failed    uint64 `json:"failed"`
+	Dropped   uint64 `json:"dropped"`
+}
+
+// webhookEndpoint is one endpoint's status.
+type webhookEndpoint struct {
+	URL    string                   `json:"url"`
+	Events map[string]webhookCounts `json:"events"`
+}
+
+// redactURL hides the password of an endpoint URL.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable url)"
+	}
+	return u.Redacted()
+}
+
+// GET /webhooks: the outbox (pending deliveries, their size, the age of
+// the oldest) and each endpoint's counts by event.
+func (s *Server) webhooks(c echo.Context) error {
+	if s.opts.Webhooks == nil {
+		return reply(c, map[string]any{"enabled": false, "endpoints": []webhookEndpoint{}})
+	}
+	st := s.opts.Webhooks()
+	eps := make([]webhookEndpoint, 0, len(st.Endpoints))
+	for u, events := range st.Endpoints {
+		ep := webhookEndpoint{URL: redactURL(u), Events: map[string]webhookCounts{}}
+		for ev, n := range events {
+			ep.Events[ev] = webhookCounts(n)
+		}
+		eps = append(eps, ep)
+	}
+	slices.SortFunc(eps, func(x, y webhookEndpoint) int {
+		switch {
+		case x.URL < y.URL:
+			return -1
+		case x.URL > y.URL:
+			return 1
+		}
+		return 0
+	})
+	return reply(c, map[string]any{
+		"enabled":                true,
+		"pending":                st.Pending,
+		"pending_bytes":          st.Bytes,
+		"oldest_pending_seconds": st.Oldest.Seconds(),
+		"bus_dropped":            st.BusDropped,
+		"endpoints":              eps,
+	})
+}
+
+// webhookCollector exposes the dispatcher's counters, summed over
+// endpoints (an endpoint URL may carry credentials, and is not a label).
+type webhookCollector struct {
+	stats func() webhook.Stats
+}
+
+var (
+	descHookPending    = prometheus.NewDesc("mqgate_webhook_pending", "Web hook deliveries waiting in the outbox.", nil, nil)
+	descHookBytes      = prometheus.NewDesc("mqgate_webhook_pending_bytes", "Size of the deliveries waiting in the outbox.", nil, nil)
+	descHookOldest     = prometheus.NewDesc("mqgate_webhook_oldest_pending_seconds", "Age of the oldest waiting delivery; 0 when none.", nil, nil)
+	descHookBusDropped = prometheus.NewDesc("mqgate_webhook_bus_dropped_total", "Events lost before reaching the outbox (event bus full).", nil, nil)
+	descHookInFlight   = prometheus.NewDesc("mqgate_webhook_in_flight", "Web hook requests in progress, by event.", []string{"event"}, nil)
+	descHookDeliveries = prometheus.NewDesc("mqgate_webhook_deliveries_total", "Web hook deliveries by event and result (queued, delivered, retried, failed, dropped).", []string{"event", "result"}, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (w webhookCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descHookPending, descHookBytes, descHookOldest, descHookBusDropped, descHookInFlight, descHookDeliveries} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (w webhookCollector) Collect(ch chan<- prometheus.Metric) {
+	st := w.stats()
+	ch <- prometheus.MustNewConstMetric(descHookPending, prometheus.GaugeValue, float64(st.Pending))
+	ch <- prometheus.MustNewConstMetric(descHookBytes, prometheus.GaugeValue, float64(st.Bytes))
+	ch <- prometheus.MustNewConstMetric(descHookOldest, prometheus.GaugeValue, st.Oldest.Seconds())
+	ch <- prometheus.MustNewConstMetric(descHookBusDropped, prometheus.CounterValue, float64(st.BusDropped))
+	sum := map[string]webhook.Counts{}
+	for _, events := range st.Endpoints {
+		for ev, n := range events {
+			t := sum[ev]
+			t.Queued += n.Queued
+			t.InFlight += n.InFlight
+			t.Delivered += n.Delivered
+			t.Retried += n.Retried
+			t.Failed += n.Failed
+			t.Dropped += n.Dropped
+			sum[ev] = t
+		}
+	}
+	for ev, n := range sum {
+		ch <- prometheus.MustNewConstMetric(descHookInFlight, prometheus.GaugeValue, float64(n.InFlight), ev)
+		for _, r := range []struct {
+			result string
+			v      uint64
+		}{{"queued", n.Queued}, {"delivered", n.Delivered}, {"retried", n.Retried}, {"failed", n.Failed}, {"dropped", n.Dropped}} {
+			ch <- prometheus.MustNewConstMetric(descHookDeliveries, prometheus.CounterValue, float64(r.v), ev, r.result)
+		}
+	}
+}

@@ -1,0 +1,107 @@
+package listener_test
+
+import (
+	"context"
+	"crypto/x509/pkix"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/mqgate/mqgate/broker"
+	"github.com/mqgate/mqgate/broker/listener"
+)
+
+// TestTLSWatch replaces the certificate files on disk: the listener serves
+// the new certificate without a restart, and a broken key that follows is
+// reported while the new certificate stays in use.
+func TestTLSWatch(t *testing.T) {
+	p := newPKI(t, "test CA")
+	certs, err := listener.LoadTLS(listener.TLSFiles{CertFile: p.CertFile, KeyFile: p.KeyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr := runBroker(t, broker.Listener{Name: "external", Kind: listener.SSL, TLS: certs.Config()}, nil)
+	serial := func() string {
+		t.Helper()
+		c, err := dialTLS(t, addr, p.clientTLS())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return tlsPeerSerial(c)
+	}
+	first := serial()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	reports := make(chan error, 16)
+	done := make(chan error, 1)
+	go func() { done <- certs.Watch(ctx, func(err error) { reports <- err }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Watch: %v", err)
+		}
+	})
+	nextReport := func() error {
+		t.Helper()
+		select {
+		case err := <-reports:
+			return err
+		case <-time.After(wait):
+			t.Fatal("no reload reported")
+			return nil
+		}
+	}
+
+	cert, key := p.issueFiles(t, "server2", pkix.Name{CommonName: "127.0.0.1"}, true)
+	// Both files are replaced before Watch may have started: write them
+	// again until a reload reports success with the new certificate.
+	deadline := time.Now().Add(wait)
+	for {
+		mustCopy(t, cert, p.CertFile)
+		mustCopy(t, key, p.KeyFile)
+		var err error
+		select {
+		case err = <-reports:
+		case <-time.After(time.Second): // Watch was not watching yet: again
+			err = errNoReport
+		}
+		if err == nil && serial() != first {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the new certificate was never served")
+		}
+	}
+	second := serial()
+
+	if err := os.WriteFile(p.KeyFile, []byte("broken"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if err := nextReport(); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the broken key was never reported")
+		}
+	}
+	if got := serial(); got != second {
+		t.Fatalf("serial %s after a broken key, want %s still", got, second)
+	}
+}
+
+var errNoReport = errors.New("no report yet")
+
+func mustCopy(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to+".tmp", b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustRename(t, to+".tmp", to)
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqgate/mqgate/api"
+	"github.com/mqgate/mqgate/config"
+	"github.com/mqgate/mqgate/internal/testutil"
+)
+
+func TestStartAPIFromConfig(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	b, _ := testutil.RunBroker(t, nil)
+	tests := []struct {
+		name, conf string
+		wantErr    string
+	}{
+		{"default secret on every interface", "management.listener.http = 0.0.0.0:0\n", "management.default_application.secret"},
+		{"bare port binds every interface", "management.listener.http = 0\n", "management.default_application.secret"},
+		{"disabled", "management.listener.http =\n", ""},
+	}
+	for _, tt := range tests {
+		cfg, err := config.Parse("test.conf", []byte(tt.conf), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		reg, err := newRegistry(nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop, err := startAPI(cfg, b, apiDeps{Registry: reg, Bans: api.NewBanList()}, log)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s: err = %v, want it to name %s", tt.name, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if err := stop(context.Background()); err != nil {
+			t.Errorf("%s: stop: %v", tt.name, err)
+		}
+	}
+}
+
+func TestStartAPIServes(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	b, _ := testutil.RunBroker(t, nil)
+	cfg, err := config.Parse("test.conf", []byte("management.listener.http = 127.0.0.1:0\nmanagement.default_application.secret = pw\nmanagement.application.ops = opsecret\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := newRegistry(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := startAPIServer(cfg, b, apiDeps{Registry: reg}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + s.Addr().String()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	client := &http.Client{Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	for _, app := range [][2]string{{"admin", "pw"}, {"ops", "opsecret"}} {
+		req, _ := http.NewRequest(http.MethodGet, base+"/api/v4/brokers", nil)
+		req.SetBasicAuth(app[0], app[1])
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"code":0`) {
+			t.Errorf("app %s: %d %s", app[0], resp.StatusCode, body)
+		}
+	}
+	resp, err := client.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"go_goroutines", "mqgate_connections"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// TestSidecarFromConfig builds the chains from the config, starts the
+// sidecar on a real listener, and sends it an EMQX 5 authn request.
+func TestSidecarFromConfig(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	if err := os.WriteFile(users, []byte("alice:plain$$pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse("test.conf", []byte("sidecar.listener.http = 127.0.0.1:0\nauth.chain = file\nauth.file.path = "+users+"\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	authnr, closeAuthn, err := buildAuthenticator(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAuthn()
+	s, err := startSidecarServer(cfg, authnr, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	client := &http.Client{Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	for _, tt := range []struct{ password, want string }{{"pw", `"result":"allow"`}, {"nope", `"result":"deny"`}} {
+		resp, err := client.Post("http://"+s.Addr().String()+"/emqx/authn", "application/json",
+			strings.NewReader(`{"clientid":"c","username":"alice","password":"`+tt.password+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), tt.want) {
+			t.Errorf("password %s: %d %s, want %s", tt.password, resp.StatusCode, body, tt.want)
+		}
+	}
+	if s, err := startSidecarServer(mustParse(t, ""), nil, nil, log); s != nil || err != nil {
+		t.Errorf("default config started a sidecar: %v %v", s, err)
+	}
+}
