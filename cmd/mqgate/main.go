@@ -4,12 +4,12 @@
 //	mqgate passwd ...                 write a users-file entry
 //	mqgate acl explain ... [-c FILE]  which link of the ACL chain decides, and why
 //	mqgate webhook list|replay        show or resend web hook dead letters
+//	mqgate ctl ...                    operate a running broker over its HTTP API
 //	mqgate version                    print the version
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/mqgate/mqgate/access"
+	"github.com/mqgate/mqgate/api"
 	"github.com/mqgate/mqgate/broker"
 	"github.com/mqgate/mqgate/broker/topics"
 	"github.com/mqgate/mqgate/config"
@@ -41,6 +42,8 @@ const usage = `usage:
                            which link of the ACL chain decides, and why
   mqgate webhook list|replay [-c FILE]
                            show or resend the web hook dead letters
+  mqgate ctl status|broker|clients|subscriptions|routes|listeners|acl|mgmt|publish ...
+                           operate a running broker over its HTTP API (mqgate ctl help)
   mqgate version           print the version
 `
 
@@ -59,6 +62,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return aclCommand(args[1:], environ, stdout, stderr)
 	case "webhook":
 		return webhookCommand(args[1:], environ, stdout, stderr)
+	case "ctl":
+		return ctlCommand(args[1:], environ, stdout, stderr)
 	case "version", "-v", "--version":
 		fmt.Fprintf(stdout, "mqgate %s\n", buildVersion())
 		return 0
@@ -96,7 +101,7 @@ func serve(args, environ []string, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg, stderr)
-	opts, err := brokerOptions(cfg, log)
+	opts, certs, err := brokerOptions(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "mqgate: %v\n", err)
 		return 2
@@ -110,7 +115,8 @@ func serve(args, environ []string, stderr io.Writer) int {
 		return 2
 	}
 	defer closeAuthn()
-	opts.Authenticator = authn
+	bans := api.NewBanList()
+	opts.Authenticator = bans.Wrap(authn)
 	authz, closeAuthz, err := buildAuthorizer(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "mqgate: %v\n", err)
@@ -118,19 +124,33 @@ func serve(args, environ []string, stderr io.Writer) int {
 	}
 	defer closeAuthz()
 	opts.Authorizer = authz
-	stopHooks, err := startWebhooks(cfg, bus, log)
+	reg, err := newRegistry(authn, authz)
+	if err != nil {
+		fmt.Fprintf(stderr, "mqgate: %v\n", err)
+		return 1
+	}
+	hooks, stopHooks, err := startWebhooks(cfg, bus, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "mqgate: %v\n", err)
 		return 2
 	}
-	hooksStopped := false
-	defer func() {
-		if !hooksStopped {
-			ctx, cancel := context.WithTimeout(context.Background(), cfg.Duration("broker.shutdown_timeout"))
-			defer cancel()
-			_ = stopHooks(ctx)
+	// Each stop below runs once, in reverse order of start, bounded by
+	// broker.shutdown_timeout: on a failed start and after a signal alike.
+	var stops []func(context.Context) error
+	stopAll := func() (failed bool) {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.Duration("broker.shutdown_timeout"))
+		defer cancel()
+		for i := len(stops) - 1; i >= 0; i-- {
+			if err := stops[i](sctx); err != nil {
+				log.Error("shutdown", "err", err)
+				failed = true
+			}
 		}
-	}()
+		stops = nil
+		return failed
+	}
+	defer stopAll()
+	stops = append(stops, stopHooks)
 	b, err := broker.New(opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "mqgate: %v\n", err)
@@ -140,24 +160,55 @@ func serve(args, environ []string, stderr io.Writer) int {
 	// soon as a client can connect must already mean a graceful stop.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := b.Start(); err != nil {
 		fmt.Fprintf(stderr, "mqgate: %v\n", err)
 		return 1
 	}
-	log.Info("mqgate started", "version", opts.Version, "node", opts.NodeName)
-
-	<-ctx.Done()
-	stop()
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.Duration("broker.shutdown_timeout"))
-	defer cancel()
-	if err := b.Shutdown(sctx); err != nil {
-		log.Error("shutdown", "err", err)
+	stops = append(stops, b.Shutdown)
+	stopAPI, err := startAPI(cfg, b, apiDeps{Registry: reg, Bans: bans, Authorizer: authz, Webhooks: hooks}, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "mqgate: %v\n", err)
 		return 1
 	}
-	hooksStopped = true
-	if err := stopHooks(sctx); err != nil {
-		log.Error("web hooks shutdown", "err", err)
+	stops = append(stops, stopAPI)
+	stopSidecar, err := startSidecar(cfg, authn, authz, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "mqgate: %v\n", err)
+		return 1
+	}
+	stops = append(stops, stopSidecar)
+	wctx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		certs.Watch(wctx, log)
+	}()
+	stops = append(stops, func(context.Context) error {
+		stopWatch()
+		<-watched
+		return nil
+	})
+	log.Info("mqgate started", "version", opts.Version, "node", opts.NodeName)
+
+	for {
+		select {
+		case <-hup:
+			if err := certs.Reload(); err != nil {
+				log.Error("SIGHUP: tls files not reloaded", "err", err)
+			} else {
+				log.Info("SIGHUP: tls files reloaded")
+			}
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	stop()
+	log.Info("shutting down")
+	if stopAll() {
 		return 1
 	}
 	log.Info("stopped")
@@ -184,23 +235,18 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 }
 
 // brokerOptions maps the configuration onto broker.Options.
-func brokerOptions(cfg *config.Config, log *slog.Logger) (broker.Options, error) {
+// The returned listenerCerts are the TLS files of the ssl and wss
+// listeners, to reload on SIGHUP and when they change on disk.
+func brokerOptions(cfg *config.Config, log *slog.Logger) (broker.Options, *listenerCerts, error) {
 	o := broker.DefaultOptions()
 	o.Logger = log
 	o.Version = buildVersion()
 	o.NodeName = cfg.String("node.name")
-	o.Listeners = nil
-	for _, name := range cfg.Instances("listener.tcp.<name>") {
-		key := "listener.tcp." + name
-		o.Listeners = append(o.Listeners, broker.Listener{
-			Name:           name,
-			Addr:           cfg.String(key),
-			MaxConnections: int(cfg.Int(key + ".max_connections")),
-		})
+	ls, certs, err := listenersWithCerts(cfg)
+	if err != nil {
+		return o, nil, err
 	}
-	if len(o.Listeners) == 0 {
-		return o, errors.New("no listener configured: set listener.tcp.<name> = host:port")
-	}
+	o.Listeners = ls
 	o.AllowAnonymous = cfg.Bool("allow_anonymous")
 	o.ACLNoMatch = access.Allow
 	if cfg.String("acl_nomatch") == "deny" {
@@ -233,7 +279,7 @@ func brokerOptions(cfg *config.Config, log *slog.Logger) (broker.Options, error)
 	o.SysHeartbeat = cfg.Duration("broker.sys_heartbeat")
 	st, err := topics.ParseStrategy(cfg.String("broker.shared_subscription_strategy"))
 	if err != nil {
-		return o, fmt.Errorf("broker.shared_subscription_strategy: %w", err)
+		return o, nil, fmt.Errorf("broker.shared_subscription_strategy: %w", err)
 	}
 	o.SharedStrategy = st
 	o.ShutdownTimeout = cfg.Duration("broker.shutdown_timeout")
@@ -243,5 +289,5 @@ func brokerOptions(cfg *config.Config, log *slog.Logger) (broker.Options, error)
 	o.MaxRetained = int(cfg.Int("retainer.max_retained_messages"))
 	o.MaxRetainedPayload = int(cfg.Bytes("retainer.max_payload_size"))
 	o.PresenceQoS = byte(cfg.Int("module.presence.qos"))
-	return o, nil
+	return o, certs, nil
 }

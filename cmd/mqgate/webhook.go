@@ -16,22 +16,23 @@ import (
 )
 
 // startWebhooks starts the web hook dispatcher on bus when rules are
-// configured. The returned stop function drains and stops it.
-func startWebhooks(cfg *config.Config, bus *events.Bus, log *slog.Logger) (func(context.Context) error, error) {
+// configured; the dispatcher is nil when none are. The returned stop
+// function drains and stops it.
+func startWebhooks(cfg *config.Config, bus *events.Bus, log *slog.Logger) (*webhook.Dispatcher, func(context.Context) error, error) {
 	o, err := webhookOptions(cfg, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(o.Rules) == 0 {
-		return func(context.Context) error { return nil }, nil
+		return nil, func(context.Context) error { return nil }, nil
 	}
 	d, err := webhook.New(o)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	d.Start(bus)
 	log.Info("web hooks started", "rules", len(o.Rules), "outbox", o.Dir)
-	return d.Stop, nil
+	return d, d.Stop, nil
 }
 
 // webhookDir is where the outbox and the dead letters live.

@@ -88,7 +88,7 @@ web.hook.rule.message.publish.1 = {"action": "on_message_publish", "topic": "up/
 		t.Fatal(err)
 	}
 	bus := events.NewBus()
-	stop, err := startWebhooks(cfg, bus, slog.New(slog.DiscardHandler))
+	_, stop, err := startWebhooks(cfg, bus, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestWebhookTLS(t *testing.T) {
 				t.Fatal(err)
 			}
 			bus := events.NewBus()
-			stop, err := startWebhooks(cfg, bus, slog.New(slog.DiscardHandler))
+			_, stop, err := startWebhooks(cfg, bus, slog.New(slog.DiscardHandler))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -230,7 +230,7 @@ func TestWebhookTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := startWebhooks(cfg, events.NewBus(), slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "web.hook.ssl.cacertfile") {
+	if _, _, err := startWebhooks(cfg, events.NewBus(), slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "web.hook.ssl.cacertfile") {
 		t.Fatalf("missing CA file: %v", err)
 	}
 }
@@ -260,7 +260,7 @@ web.hook.rule.client.connected.1 = {"action": "on_client_connected", "url": "%s/
 		t.Fatal(err)
 	}
 	bus := events.NewBus()
-	stop, err := startWebhooks(cfg, bus, slog.New(slog.DiscardHandler))
+	_, stop, err := startWebhooks(cfg, bus, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
