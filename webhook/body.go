@@ -122,7 +122,16 @@ func connAckName(code byte) string {
 // times in milliseconds). node is the node name; enc applies to message
 // payloads. The encoder is hand-written because it runs for every event.
 func Body(e *events.Event, node string, enc Encoding, id string, seq uint64) ([]byte, error) {
-	b := make([]byte, 0, 256+len(e.Payload)*4/3)
+	return AppendBody(make([]byte, 0, bodySize(e)), e, node, enc, id, seq)
+}
+
+// bodySize is a good first capacity for the body of e.
+func bodySize(e *events.Event) int {
+	return 256 + len(e.ClientID) + len(e.Topic) + len(e.Payload)*4/3
+}
+
+// AppendBody appends the body of e (see Body) to b.
+func AppendBody(b []byte, e *events.Event, node string, enc Encoding, id string, seq uint64) ([]byte, error) {
 	b = append(b, `{"action":`...)
 	b = appendString(b, actionName(e.Kind))
 	b = append(b, `,"node":`...)
@@ -197,7 +206,7 @@ func Body(e *events.Event, node string, enc Encoding, id string, seq uint64) ([]
 		b = strconv.AppendBool(b, e.Retain)
 		b = append(b, `,"payload":`...)
 		if enc == Plain {
-			b = appendString(b, string(e.Payload))
+			b = appendBytesString(b, e.Payload)
 		} else {
 			b = appendString(b, enc.encode(e.Payload))
 		}
@@ -244,10 +253,26 @@ func appendOptString(b []byte, s string, set bool) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// appendBytesString is appendString for bytes, without copying them to a
+// string first.
+func appendBytesString(b []byte, p []byte) []byte { return appendJSONString(b, p) }
+
 // appendString appends s as a JSON string. Like encoding/json it writes
 // invalid UTF-8 as U+FFFD and escapes control characters, U+2028 and U+2029;
 // unlike it, it leaves <, > and & alone, as EMQX does.
-func appendString(b []byte, s string) []byte {
+func appendString(b []byte, s string) []byte { return appendJSONString(b, s) }
+
+func decodeRune[T string | []byte](s T) (rune, int) {
+	switch v := any(s).(type) {
+	case string:
+		return utf8.DecodeRuneInString(v)
+	case []byte:
+		return utf8.DecodeRune(v)
+	}
+	return utf8.RuneError, 1
+}
+
+func appendJSONString[T string | []byte](b []byte, s T) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -274,7 +299,7 @@ func appendString(b []byte, s string) []byte {
 			start = i
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
+		r, size := decodeRune(s[i:])
 		if r == utf8.RuneError && size == 1 {
 			b = append(b, s[start:i]...)
 			b = append(b, `\ufffd`...)

@@ -163,12 +163,13 @@ func TestBackoff(t *testing.T) {
 
 // TestNewID checks the ULID form: 26 Crockford characters, sorted by time.
 func TestNewID(t *testing.T) {
-	a := newID(time.UnixMilli(1000))
-	b := newID(time.UnixMilli(2000))
+	src := newIDSource()
+	a := src.newID(time.UnixMilli(1000))
+	b := src.newID(time.UnixMilli(2000))
 	if len(a) != 26 || strings.Trim(a, crockford) != "" || a >= b {
 		t.Fatalf("ids %q %q", a, b)
 	}
-	if newID(time.UnixMilli(1000)) == a {
+	if newIDSource().newID(time.UnixMilli(1000)) == a || src.newID(time.UnixMilli(1000)) == a {
 		t.Fatal("two ids alike")
 	}
 }

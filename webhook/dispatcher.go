@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -49,10 +50,15 @@ type Options struct {
 	Logger    *slog.Logger // nil = discard
 }
 
-// File names inside Options.Dir.
+// Names inside Options.Dir.
 const (
-	OutboxFile = "outbox.db"
-	DeadFile   = "dead.jsonl"
+	// OutboxDir holds the outbox: an append-only segmented log
+	// (store.Segments).
+	OutboxDir = "outbox"
+	// LegacyOutboxFile is the bbolt outbox of earlier versions; its
+	// pending events are moved into OutboxDir at start and it is removed.
+	LegacyOutboxFile = "outbox.db"
+	DeadFile         = "dead.jsonl"
 )
 
 // record is the stored form of one pending delivery: this header as JSON, a
@@ -93,6 +99,7 @@ type Dispatcher struct {
 	client *http.Client
 	dead   *deadLetters
 	rules  map[events.Kind][]ruleRT
+	ids    idSource // used by the outbox writer only
 
 	epMu sync.Mutex
 	eps  map[string]*endpoint
@@ -164,6 +171,7 @@ func New(o Options) (*Dispatcher, error) {
 		o:     o,
 		log:   o.Logger,
 		rules: map[events.Kind][]ruleRT{},
+		ids:   newIDSource(),
 		eps:   map[string]*endpoint{},
 		kick:  make(chan struct{}, 1),
 		dead:  &deadLetters{path: filepath.Join(o.Dir, DeadFile)},
@@ -184,9 +192,13 @@ func New(o Options) (*Dispatcher, error) {
 		maps.Copy(h, r.Headers)
 		d.rules[r.Event] = append(d.rules[r.Event], ruleRT{Rule: r, ep: d.endpoint(u, h, r.Batch)})
 	}
-	q, err := store.Open(filepath.Join(o.Dir, OutboxFile), store.Options{NoSync: o.NoSync})
+	q, err := store.OpenSegments(filepath.Join(o.Dir, OutboxDir), store.SegmentOptions{NoSync: o.NoSync, Logger: d.log})
 	if err != nil {
 		return nil, fmt.Errorf("webhook: outbox: %w", err)
+	}
+	if err := migrateLegacyOutbox(filepath.Join(o.Dir, LegacyOutboxFile), q, d.log); err != nil {
+		q.Close()
+		return nil, err
 	}
 	d.q = q
 	d.ctx, d.cancel = context.WithCancel(context.Background())
@@ -195,6 +207,40 @@ func New(o Options) (*Dispatcher, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// migrateLegacyOutbox moves the pending events of an earlier version's
+// bbolt outbox at path into q, with their sequence numbers, then removes
+// the file. Nothing to do when there is no such file.
+func migrateLegacyOutbox(path string, q store.Queue, log *slog.Logger) error {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	old, err := store.Open(path, store.Options{})
+	if err != nil {
+		return fmt.Errorf("webhook: legacy outbox: %w", err)
+	}
+	var recs []store.Record
+	err = old.Scan(func(r store.Record) error {
+		recs = append(recs, store.Record{Seq: r.Seq, Data: bytes.Clone(r.Data)})
+		return nil
+	})
+	if cerr := old.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("webhook: legacy outbox: %w", err)
+	}
+	if len(recs) > 0 {
+		if err := q.Commit(recs, nil); err != nil {
+			return fmt.Errorf("webhook: legacy outbox: %w", err)
+		}
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("webhook: legacy outbox: %w", err)
+	}
+	log.Info("web hook outbox: moved pending events from the previous format", "events", len(recs), "from", path)
+	return nil
 }
 
 // newTransport keeps up to pool idle connections per host and opens at most
@@ -291,8 +337,13 @@ func (d *Dispatcher) Start(bus *events.Bus) {
 	go d.run()
 }
 
-// maxCommit bounds how many events one outbox transaction takes.
+// maxCommit bounds how many events one outbox commit takes.
 const maxCommit = 4096
+
+// commitWindow is how long the outbox writer lets events gather after the
+// first one before it commits them: it bounds the latency it adds, and
+// caps its wake-ups at one per window.
+const commitWindow = 2 * time.Millisecond
 
 // run moves events from the bus into the outbox, and acknowledged
 // deliveries out of it, one transaction (one fsync) per batch.
@@ -311,6 +362,11 @@ func (d *Dispatcher) run() {
 				open = false
 			}
 		case <-d.kick:
+		}
+		if open && len(evs) > 0 && len(ch) < maxCommit {
+			// Let a group gather: one wake-up, one write and one fsync
+			// for all the events of the window instead of one per event.
+			time.Sleep(commitWindow)
 		}
 	drain:
 		for open && len(evs) < maxCommit {
@@ -479,11 +535,7 @@ func sysTopic(e *events.Event) bool {
 }
 
 func (d *Dispatcher) newItem(e *events.Event, ep *endpoint, seq uint64, now time.Time) (item, error) {
-	id := newID(now)
-	body, err := Body(e, d.o.Node, d.o.Encoding, id, seq)
-	if err != nil {
-		return item{}, err
-	}
+	id := d.ids.newID(now)
 	client := e.ClientID
 	if e.Kind == events.MessagePublish {
 		client = e.FromClientID
@@ -492,15 +544,54 @@ func (d *Dispatcher) newItem(e *events.Event, ep *endpoint, seq uint64, now time
 	if created.IsZero() {
 		created = now
 	}
-	rec, err := json.Marshal(&record{URL: ep.url, Headers: ep.headers, BatchSize: ep.batch.MaxSize,
-		BatchDelay: ep.batch.MaxDelay.Milliseconds(), ClientID: client, Event: e.Kind.String(), ID: id,
-		Time: created.UnixMilli()})
+	// The stored record and the body share one buffer: the header (the
+	// endpoint's part is encoded once, in ep.recHead), a newline, the body.
+	rec := make([]byte, 0, len(ep.recHead)+96+len(client)+bodySize(e))
+	rec = append(rec, ep.recHead...)
+	rec = append(rec, `"clientid":`...)
+	rec = appendString(rec, client)
+	rec = append(rec, `,"event":`...)
+	rec = appendString(rec, e.Kind.String())
+	rec = append(rec, `,"id":`...)
+	rec = appendString(rec, id)
+	rec = append(rec, `,"time":`...)
+	rec = strconv.AppendInt(rec, created.UnixMilli(), 10)
+	rec = append(rec, "}\n"...)
+	start := len(rec)
+	rec, err := AppendBody(rec, e, d.o.Node, d.o.Encoding, id, seq)
 	if err != nil {
-		return item{}, fmt.Errorf("webhook: encode record: %w", err)
+		return item{}, err
 	}
-	rec = append(append(rec, '\n'), body...)
-	j := &job{seq: seq, id: id, client: client, event: e.Kind, created: created, body: body, size: int64(len(rec)), ep: ep}
+	j := &job{seq: seq, id: id, client: client, event: e.Kind, created: created, body: rec[start:len(rec):len(rec)], size: int64(len(rec)), ep: ep}
 	return item{j: j, rec: rec}, nil
+}
+
+// recordHead returns the opening of the stored record (see record) of
+// ep's deliveries: the fields that are the same for all of them, up to the
+// comma before "clientid".
+func recordHead(url string, headers map[string]string, b Batch) []byte {
+	h := append([]byte(`{"url":`), appendString(nil, url)...)
+	if len(headers) > 0 {
+		h = append(h, `,"headers":{`...)
+		for i, k := range slices.Sorted(maps.Keys(headers)) {
+			if i > 0 {
+				h = append(h, ',')
+			}
+			h = appendString(h, k)
+			h = append(h, ':')
+			h = appendString(h, headers[k])
+		}
+		h = append(h, '}')
+	}
+	if b.MaxSize != 0 {
+		h = append(h, `,"batch_size":`...)
+		h = strconv.AppendInt(h, int64(b.MaxSize), 10)
+	}
+	if ms := b.MaxDelay.Milliseconds(); ms != 0 {
+		h = append(h, `,"batch_delay_ms":`...)
+		h = strconv.AppendInt(h, ms, 10)
+	}
+	return append(h, ',')
 }
 
 // ack removes j from the outbox once it is delivered or dead-lettered.

@@ -2,6 +2,7 @@ package webhook_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/mqgate/mqgate/broker"
 	"github.com/mqgate/mqgate/events"
 	"github.com/mqgate/mqgate/internal/testutil"
+	"github.com/mqgate/mqgate/store"
 	"github.com/mqgate/mqgate/webhook"
 )
 
@@ -197,5 +199,44 @@ func TestOutboxFullDropsOldest(t *testing.T) {
 				t.Fatalf("drop_new=%v: kept %v", dropNew, payloads)
 			}
 		})
+	}
+}
+
+// TestLegacyOutboxMigrated writes two pending events into an outbox of the
+// earlier bbolt format, starts a dispatcher on that directory, and expects
+// both delivered in order with their ids and the old file gone; new events
+// get larger sequence numbers.
+func TestLegacyOutboxMigrated(t *testing.T) {
+	rc := newReceiver(t, nil)
+	dir := t.TempDir()
+	old, err := store.Open(filepath.Join(dir, webhook.LegacyOutboxFile), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []store.Record
+	for i, id := range []string{"legacy-1", "legacy-2"} {
+		head := fmt.Sprintf(`{"url":%q,"clientid":"dev","event":"client.connected","id":%q,"time":1700000000000}`, rc.srv.URL, id)
+		body := fmt.Sprintf(`{"action":"client_connected","clientid":"dev","id":%q,"seq":%d}`, id, 41+i)
+		recs = append(recs, store.Record{Seq: uint64(41 + i), Data: []byte(head + "\n" + body)})
+	}
+	if err := old.Commit(recs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, bus := startDispatcher(t, webhook.Options{URL: rc.srv.URL, Dir: dir,
+		Rules: []webhook.Rule{rule(t, "web.hook.rule.client.connected.1", `{"action": "on_client_connected"}`)}})
+	got := bodies(t, rc.waitFor(t, "the two legacy events", func(r []request) bool { return len(r) >= 2 }))
+	if got[0]["id"] != "legacy-1" || got[1]["id"] != "legacy-2" {
+		t.Fatalf("delivered %v", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, webhook.LegacyOutboxFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("legacy outbox still there: %v", err)
+	}
+	bus.Publish(&events.Event{Kind: events.ClientConnected, ClientID: "dev", Time: time.Now()})
+	got = bodies(t, rc.waitFor(t, "a new event", func(r []request) bool { return len(r) >= 3 }))
+	if seq, _ := got[2]["seq"].(float64); seq <= 42 {
+		t.Fatalf("new event's seq %v, want > 42", got[2]["seq"])
 	}
 }

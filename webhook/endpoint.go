@@ -33,6 +33,7 @@ type endpoint struct {
 	headers map[string]string
 	batch   Batch
 	ctr     map[events.Kind]*counters // read-only after creation
+	recHead []byte                    // see recordHead
 
 	mu        sync.Mutex
 	cond      *sync.Cond
@@ -61,6 +62,7 @@ type lane struct {
 
 func newEndpoint(d *Dispatcher, url string, headers map[string]string, b Batch) *endpoint {
 	ep := &endpoint{d: d, url: url, headers: headers, batch: b, lanes: map[string]*lane{}, ctr: map[events.Kind]*counters{}}
+	ep.recHead = recordHead(url, headers, b)
 	ep.cond = sync.NewCond(&ep.mu)
 	for k := range hookEvents {
 		ep.ctr[k] = &counters{}

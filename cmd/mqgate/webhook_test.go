@@ -128,7 +128,7 @@ web.hook.rule.message.publish.1 = {"action": "on_message_publish", "topic": "up/
 	if hdr.Get("Authorization") != "Bearer abc" || !strings.HasPrefix(hdr.Get("Webhook-Signature"), "v1,") {
 		t.Fatalf("headers %v", hdr)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "webhook", webhook.OutboxFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "webhook", webhook.OutboxDir)); err != nil {
 		t.Fatalf("no outbox under node.data_dir: %v", err)
 	}
 }

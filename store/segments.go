@@ -1,0 +1,542 @@
+package store
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// Segments is a Queue kept as an append-only log split into segment files
+// in one directory. A Commit appends its records and its deletions as
+// frames to the newest segment with one write and one fsync; nothing is
+// ever rewritten in place. An index in memory says where each live record
+// is. The oldest segment is removed once none of its records is live; when
+// it holds only a few live records among many dead ones, those are copied
+// forward (same sequence numbers) so that it can go.
+//
+// Compared with Log (one bbolt file), a commit costs one write(2) and one
+// fsync whatever its size, with no B+tree pages to split, copy and free:
+// it is the cheaper choice for a queue whose records are written once and
+// deleted soon, such as an outbox.
+//
+// Frame layout, little endian: payload length (4 bytes), CRC-32C of kind and
+// payload (4), kind (1), payload. A put's payload is the sequence number (8)
+// then the data; a delete's is a list of sequence numbers (8 each). A frame
+// that is cut short or fails its CRC ends the segment: at the tail of the
+// newest segment (a write torn by a crash) the file is truncated there and
+// the loss is logged; in an older segment the rest of it is skipped and
+// logged.
+type Segments struct {
+	dir  string
+	o    SegmentOptions
+	lock *os.File
+
+	mu   sync.Mutex // guards next
+	next uint64
+
+	// Writer state: Commit has a single caller at a time; Scan may run
+	// beside it and takes wmu too.
+	wmu   sync.Mutex
+	segs  []*segment // oldest first; the last one is written to
+	index map[uint64]loc
+	buf   []byte
+	num   uint64 // number of the newest segment
+}
+
+// SegmentOptions tunes OpenSegments.
+type SegmentOptions struct {
+	// NoSync skips the fsync of each commit: a crash may lose committed
+	// records.
+	NoSync bool
+	// SegmentSize is the size after which a new segment is started; 0
+	// means 8 MiB.
+	SegmentSize int64
+	// Logger reports torn and corrupt frames found at open; nil discards.
+	Logger *slog.Logger
+}
+
+type segment struct {
+	num       uint64
+	path      string
+	f         *os.File // open for the newest segment only
+	size      int64
+	live      int
+	liveBytes int64
+}
+
+type loc struct {
+	seg *segment
+	off int64 // of the data, in seg
+	n   int32 // data length
+}
+
+const (
+	frameHeader = 9 // length, crc, kind
+	kindPut     = 1
+	kindDel     = 2
+	kindMark    = 3 // the next sequence number when the segment began
+	segSuffix   = ".seg"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+var _ Queue = (*Segments)(nil)
+
+// OpenSegments opens (creating it if needed) the segmented queue in dir
+// and reads its index. A second process opening the same dir gets
+// ErrLocked.
+func OpenSegments(dir string, o SegmentOptions) (*Segments, error) {
+	if o.SegmentSize <= 0 {
+		o.SegmentSize = 8 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
+		}
+		return nil, fmt.Errorf("store: lock %s: %w", dir, err)
+	}
+	s := &Segments{dir: dir, o: o, lock: lock, index: map[uint64]loc{}, next: 1}
+	if err := s.load(); err != nil {
+		s.closeFiles()
+		return nil, err
+	}
+	return s, nil
+}
+
+// load replays every segment in order into the index, then drops the
+// segments with nothing live and opens the newest for appending.
+func (s *Segments) load() error {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), segSuffix)
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(name, 16, 64)
+		if err != nil {
+			continue
+		}
+		s.segs = append(s.segs, &segment{num: n, path: filepath.Join(s.dir, e.Name())})
+	}
+	slices.SortFunc(s.segs, func(a, b *segment) int { return cmpUint(a.num, b.num) })
+	for i, sg := range s.segs {
+		if err := s.replay(sg, i == len(s.segs)-1); err != nil {
+			return err
+		}
+	}
+	for _, l := range s.index {
+		l.seg.live++
+		l.seg.liveBytes += int64(l.n)
+	}
+	if len(s.segs) > 0 {
+		s.num = s.segs[len(s.segs)-1].num
+	}
+	// The newest segment stays, even when empty: it carries the highest
+	// sequence number's deletion, if nothing else.
+	if err := s.dropDead(); err != nil {
+		return err
+	}
+	return s.openActive()
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// replay reads the frames of sg into the index.
+func (s *Segments) replay(sg *segment, newest bool) error {
+	f, err := os.Open(sg.path)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 64<<10)
+	var off int64
+	var hdr [frameHeader]byte
+	var payload []byte
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			if err == io.EOF {
+				break
+			}
+			return s.torn(sg, off, newest, "frame header cut short")
+		}
+		n := binary.LittleEndian.Uint32(hdr[0:])
+		if int64(n) > 1<<30 {
+			return s.torn(sg, off, newest, "frame length out of range")
+		}
+		payload = slices.Grow(payload[:0], int(n))[:n]
+		if _, err := io.ReadFull(r, payload); err != nil {
+			return s.torn(sg, off, newest, "frame cut short")
+		}
+		crc := crc32.Update(crc32.Checksum(hdr[8:9], castagnoli), castagnoli, payload)
+		if crc != binary.LittleEndian.Uint32(hdr[4:]) {
+			return s.torn(sg, off, newest, "frame checksum mismatch")
+		}
+		switch hdr[8] {
+		case kindPut:
+			if n < 8 {
+				return s.torn(sg, off, newest, "put frame too short")
+			}
+			seq := binary.LittleEndian.Uint64(payload)
+			s.index[seq] = loc{seg: sg, off: off + frameHeader + 8, n: int32(n - 8)}
+			s.next = max(s.next, seq+1)
+		case kindDel:
+			for p := payload; len(p) >= 8; p = p[8:] {
+				seq := binary.LittleEndian.Uint64(p)
+				delete(s.index, seq)
+				s.next = max(s.next, seq+1)
+			}
+		case kindMark:
+			if n != 8 {
+				return s.torn(sg, off, newest, "mark frame of a wrong size")
+			}
+			s.next = max(s.next, binary.LittleEndian.Uint64(payload))
+		default:
+			return s.torn(sg, off, newest, "unknown frame kind")
+		}
+		off += frameHeader + int64(n)
+	}
+	sg.size = off
+	return nil
+}
+
+// torn handles a bad frame at off in sg: the rest of the segment is lost.
+// The newest segment is truncated there so that appends continue after the
+// last good frame.
+func (s *Segments) torn(sg *segment, off int64, newest bool, why string) error {
+	st, err := os.Stat(sg.path)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	s.o.Logger.Warn("store: damaged log frame; the rest of the segment is skipped",
+		"file", sg.path, "offset", off, "bytes_lost", st.Size()-off, "why", why)
+	sg.size = off
+	if newest {
+		if err := os.Truncate(sg.path, off); err != nil {
+			return fmt.Errorf("store: truncate %s: %w", sg.path, err)
+		}
+	}
+	return nil
+}
+
+// openActive opens the newest segment for appending, or starts one.
+func (s *Segments) openActive() error {
+	if len(s.segs) == 0 {
+		return s.roll()
+	}
+	sg := s.segs[len(s.segs)-1]
+	f, err := os.OpenFile(sg.path, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	sg.f = f
+	return nil
+}
+
+// roll starts a new newest segment, closing the current one.
+func (s *Segments) roll() error {
+	if len(s.segs) > 0 {
+		cur := s.segs[len(s.segs)-1]
+		if cur.f != nil {
+			if err := cur.f.Close(); err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+			cur.f = nil
+		}
+	}
+	s.num++
+	sg := &segment{num: s.num, path: filepath.Join(s.dir, fmt.Sprintf("%016x%s", s.num, segSuffix))}
+	f, err := os.OpenFile(sg.path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	sg.f = f
+	s.segs = append(s.segs, sg)
+	s.mu.Lock()
+	next := s.next
+	s.mu.Unlock()
+	mark := appendFrame(nil, kindMark, binary.LittleEndian.AppendUint64(nil, next))
+	if _, err := f.Write(mark); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	sg.size = int64(len(mark))
+	if !s.o.NoSync {
+		if err := syncDir(s.dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("store: sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// dropDead removes the oldest segments while nothing in them is live. Only
+// a prefix may go: a segment's deletions may refer to records of older
+// segments, never of newer ones.
+func (s *Segments) dropDead() error {
+	for len(s.segs) > 1 && s.segs[0].live == 0 {
+		if err := os.Remove(s.segs[0].path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("store: %w", err)
+		}
+		s.segs = s.segs[1:]
+	}
+	return nil
+}
+
+// Reserve implements Queue.
+func (s *Segments) Reserve(n int) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	first := s.next
+	s.next += uint64(n)
+	return first
+}
+
+func appendFrame(buf []byte, kind byte, parts ...[]byte) []byte {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	start := len(buf)
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(n))
+	buf = append(buf, 0, 0, 0, 0, kind)
+	for _, p := range parts {
+		buf = append(buf, p...)
+	}
+	crc := crc32.Checksum(buf[start+8:], castagnoli)
+	binary.LittleEndian.PutUint32(buf[start+4:], crc)
+	return buf
+}
+
+// Commit implements Queue: one write and one fsync for the whole batch.
+func (s *Segments) Commit(put []Record, del []uint64) error {
+	if len(put) == 0 && len(del) == 0 {
+		return nil
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.commit(put, del); err != nil {
+		return err
+	}
+	if err := s.dropDead(); err != nil {
+		return err
+	}
+	return s.compact()
+}
+
+func (s *Segments) commit(put []Record, del []uint64) error {
+	active := s.segs[len(s.segs)-1]
+	if active.size >= s.o.SegmentSize {
+		if err := s.roll(); err != nil {
+			return err
+		}
+		active = s.segs[len(s.segs)-1]
+	}
+	buf := s.buf[:0]
+	if len(del) > 0 {
+		start := len(buf)
+		buf = append(buf, make([]byte, frameHeader)...)
+		for _, seq := range del {
+			buf = binary.LittleEndian.AppendUint64(buf, seq)
+		}
+		binary.LittleEndian.PutUint32(buf[start:], uint32(len(buf)-start-frameHeader))
+		buf[start+8] = kindDel
+		binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(buf[start+8:], castagnoli))
+	}
+	offs := make([]int64, len(put))
+	var seqb [8]byte
+	for i, r := range put {
+		offs[i] = active.size + int64(len(buf)) + frameHeader + 8
+		binary.LittleEndian.PutUint64(seqb[:], r.Seq)
+		buf = appendFrame(buf, kindPut, seqb[:], r.Data)
+	}
+	s.buf = buf
+	if cap(s.buf) > 4<<20 {
+		s.buf = nil // do not keep a huge buffer after a burst
+	}
+	if _, err := active.f.Write(buf); err != nil {
+		// A partial write leaves a torn frame that the next open
+		// truncates; cut it now so later commits append after good data.
+		_ = active.f.Truncate(active.size)
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	if !s.o.NoSync {
+		if err := active.f.Sync(); err != nil {
+			return fmt.Errorf("store: commit: %w", err)
+		}
+	}
+	active.size += int64(len(buf))
+	for _, seq := range del {
+		if l, ok := s.index[seq]; ok {
+			l.seg.live--
+			l.seg.liveBytes -= int64(l.n)
+			delete(s.index, seq)
+		}
+	}
+	for i, r := range put {
+		if old, ok := s.index[r.Seq]; ok {
+			old.seg.live--
+			old.seg.liveBytes -= int64(old.n)
+		}
+		s.index[r.Seq] = loc{seg: active, off: offs[i], n: int32(len(r.Data))}
+		active.live++
+		active.liveBytes += int64(len(r.Data))
+	}
+	s.mu.Lock()
+	for _, r := range put {
+		s.next = max(s.next, r.Seq+1)
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// compact copies the live records of the oldest segment forward when they
+// are under a quarter of its size and it is not the newest, so that it can
+// be removed: a few long-pending records do not pin a whole file.
+func (s *Segments) compact() error {
+	if len(s.segs) < 3 {
+		return nil
+	}
+	old := s.segs[0]
+	if old.liveBytes*4 > old.size {
+		return nil
+	}
+	var recs []Record
+	f, err := os.Open(old.path)
+	if err != nil {
+		return fmt.Errorf("store: compact: %w", err)
+	}
+	defer f.Close()
+	for seq, l := range s.index {
+		if l.seg != old {
+			continue
+		}
+		data := make([]byte, l.n)
+		if _, err := f.ReadAt(data, l.off); err != nil {
+			return fmt.Errorf("store: compact: %w", err)
+		}
+		recs = append(recs, Record{Seq: seq, Data: data})
+	}
+	slices.SortFunc(recs, func(a, b Record) int { return cmpUint(a.Seq, b.Seq) })
+	if len(recs) > 0 {
+		if err := s.commit(recs, nil); err != nil {
+			return err
+		}
+	}
+	return s.dropDead()
+}
+
+// Scan implements Queue.
+func (s *Segments) Scan(fn func(Record) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	seqs := make([]uint64, 0, len(s.index))
+	for seq := range s.index {
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	files := map[*segment]*os.File{}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	var data []byte
+	for _, seq := range seqs {
+		l := s.index[seq]
+		f := files[l.seg]
+		if f == nil {
+			var err error
+			if f, err = os.Open(l.seg.path); err != nil {
+				return fmt.Errorf("store: scan: %w", err)
+			}
+			files[l.seg] = f
+		}
+		data = slices.Grow(data[:0], int(l.n))[:l.n]
+		if _, err := f.ReadAt(data, l.off); err != nil {
+			return fmt.Errorf("store: scan: %w", err)
+		}
+		if err := fn(Record{Seq: seq, Data: data}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Len returns the number of live records and the bytes of the segment
+// files.
+func (s *Segments) Len() (records int, fileBytes int64) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	for _, sg := range s.segs {
+		fileBytes += sg.size
+	}
+	return len(s.index), fileBytes
+}
+
+// Close implements Queue.
+func (s *Segments) Close() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.closeFiles()
+}
+
+func (s *Segments) closeFiles() error {
+	var errs []error
+	for _, sg := range s.segs {
+		if sg.f != nil {
+			errs = append(errs, sg.f.Close())
+			sg.f = nil
+		}
+	}
+	if s.lock != nil {
+		errs = append(errs, s.lock.Close())
+		s.lock = nil
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
