@@ -44,7 +44,6 @@ BUDGET=${BUDGET:-170}
 tmp=$(mktemp -d)
 RESULTS=${RESULTS:-$tmp/results.jsonl}
 : >"$RESULTS"
-broker_pid=""
 
 cleanup() {
 	if [[ -n $broker_pid ]]; then
@@ -55,39 +54,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log() { printf '%s\n' "$*" >&2; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 die() {
 	log "acl.sh: $*"
 	exit 1
-}
-
-# A port in 20000..32767: below Linux's ephemeral range (32768..60999), so
-# no outgoing connection holds it; checked free by trying to connect.
-free_port() {
-	local port
-	for _ in $(seq 1 50); do
-		port=$((20000 + RANDOM % 12768))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			echo "$port"
-			return 0
-		fi
-	done
-	return 1
-}
-
-# wait_listen PORT PID: wait up to 10 s for the broker to accept connections.
-wait_listen() {
-	local port=$1 pid=$2
-	for _ in $(seq 1 100); do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			return 1
-		fi
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	return 1
 }
 
 # The policy lives in a directory of its own: the casbin backend watches the
@@ -164,42 +135,10 @@ write_conf() {
 	} >"$tmp/$name.conf"
 }
 
-# MQGATE__* variables of the caller's environment would override the config
-# files: run mqgate without them (and without GOMAXPROCS).
-unset_env=(-u GOMAXPROCS)
-while IFS= read -r v; do
-	unset_env+=(-u "$v")
-done < <(compgen -e | grep '^MQGATE__')
-
-run_mqgate() { env "${unset_env[@]}" "$tmp/mqgate" "$@"; }
-
 # start_broker NAME PORT: start a fresh broker, set broker_pid.
 start_broker() {
-	local name=$1 port=$2
-	write_conf "$name" "$port"
-	env "${unset_env[@]}" "$tmp/mqgate" serve -c "$tmp/$name.conf" >"$tmp/$name.log" 2>&1 &
-	broker_pid=$!
-	if ! wait_listen "$port" "$broker_pid"; then
-		log "$name: did not start listening on 127.0.0.1:$port; its log:"
-		tail -n 20 "$tmp/$name.log" >&2
-		stop_broker
-		return 1
-	fi
-}
-
-# stop_broker: end the broker this script started, by its pid.
-stop_broker() {
-	local pid=$broker_pid
-	broker_pid=""
-	[[ -n $pid ]] || return 0
-	kill "$pid" 2>/dev/null
-	for _ in $(seq 1 50); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return 0
+	write_conf "$1" "$2"
+	start_mqgate "$tmp/$1.conf" "$tmp/$1.log" "$2"
 }
 
 # explain WANT ACTION TOPIC CLIENTID QOS: ask the casbin configuration's

@@ -217,7 +217,7 @@ func (b *Broker) handshake(l *listener, nc net.Conn) {
 		return
 	}
 	c := newConn(b, l, mc)
-	c.certCN, c.certDN = peer.CertCN, peer.CertDN
+	c.cert = peer
 	b.startConn(c)
 }
 

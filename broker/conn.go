@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mqgate/mqgate/access"
+	transport "github.com/mqgate/mqgate/broker/listener"
 	"github.com/mqgate/mqgate/mqtt"
 )
 
@@ -38,7 +39,7 @@ type conn struct {
 	peer netip.AddrPort
 
 	// From the TLS handshake: the verified client certificate, if any.
-	certCN, certDN string
+	cert transport.Peer
 
 	// Set during CONNECT by the reader, read-only afterwards.
 	version   mqtt.Version

@@ -61,8 +61,8 @@ func (c *conn) identity() access.Identity {
 		Listener: c.l.ident,
 		Peer:     c.peer,
 		Proto:    byte(c.version),
-		CertCN:   c.certCN,
-		CertDN:   c.certDN,
+		CertCN:   c.cert.CertCN,
+		CertDN:   c.cert.CertDN,
 	}
 	if c.infoSet {
 		id.Username, id.UsernameSet = c.info.username, c.info.usernameSet
@@ -70,20 +70,12 @@ func (c *conn) identity() access.Identity {
 	return id
 }
 
-// applyPeerCert replaces the username or client identifier of p with the
-// client certificate's common name or subject, as the listener's
-// peer_cert_as_username and peer_cert_as_clientid ask. A client without a
+// applyPeerCert replaces the username or client identifier of p with what
+// the listener's peer_cert_as_username and peer_cert_as_clientid take from
+// the client certificate (common name, subject, DER, base64 DER or MD5). A client without a
 // verified certificate keeps what it sent.
 func (c *conn) applyPeerCert(p *mqtt.Connect) {
-	pick := func(what string) string {
-		switch what {
-		case "cn":
-			return c.certCN
-		case "dn":
-			return c.certDN
-		}
-		return ""
-	}
+	pick := c.cert.CertAs
 	if v := pick(c.l.cfg.PeerCertAsUsername); v != "" {
 		p.Username, p.UsernameSet = v, true
 	}

@@ -35,10 +35,11 @@ type Listener struct {
 	HandshakeTimeout time.Duration
 	// WSPath is the HTTP path of ws and wss listeners; "" = /mqtt.
 	WSPath string
-	// PeerCertAsUsername and PeerCertAsClientID, "cn" or "dn", replace
-	// the username or client identifier of the CONNECT with the common
-	// name or subject of the client's verified certificate; "" keeps
-	// what the client sent.
+	// PeerCertAsUsername and PeerCertAsClientID, "cn", "dn", "crt",
+	// "pem" or "md5", replace the username or client identifier of the
+	// CONNECT with the common name, subject, DER, base64 DER or hex MD5
+	// of the DER of the client's verified certificate
+	// (listener.Peer.CertAs); "" keeps what the client sent.
 	PeerCertAsUsername string
 	PeerCertAsClientID string
 	// ProxyProtocol expects a PROXY protocol v1 or v2 header on every

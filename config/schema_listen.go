@@ -57,11 +57,11 @@ func tlsKeys(kind, what string) []Key {
 		{Name: p + "tls_versions", Kind: String, Default: "tlsv1.3,tlsv1.2",
 			Doc: "Comma-separated TLS versions the " + what + " <name> accepts: tlsv1.3, tlsv1.2, tlsv1.1, tlsv1."},
 		{Name: p + "ciphers", Kind: String, Default: "",
-			Doc: "Comma-separated TLS 1.2 cipher suites of the " + what + " <name>, by IANA name (e.g. TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256); empty = secure defaults. TLS 1.3 suites are not configurable."},
-		{Name: p + "peer_cert_as_username", Kind: Enum, Default: "off", Enum: []string{"off", "cn", "dn"},
-			Doc: "Replace the username of clients of the " + what + " <name> with the common name (cn) or subject (dn) of their verified certificate."},
-		{Name: p + "peer_cert_as_clientid", Kind: Enum, Default: "off", Enum: []string{"off", "cn", "dn"},
-			Doc: "Replace the client identifier of clients of the " + what + " <name> with the common name (cn) or subject (dn) of their verified certificate."},
+			Doc: "Comma-separated TLS 1.2 cipher suites of the " + what + " <name>, by OpenSSL name as in EMQX 4 (e.g. ECDHE-ECDSA-AES256-GCM-SHA384) or IANA name (e.g. TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384); an unknown, unsupported (DHE, ECDH, CCM, ...) or insecure suite is a start-up error; empty = secure defaults. TLS 1.3 suites (TLS_AES_128_GCM_SHA256, ...) are accepted and ignored: TLS 1.3 always offers its own secure suites."},
+		{Name: p + "peer_cert_as_username", Kind: Enum, Default: "off", Enum: []string{"off", "cn", "dn", "crt", "pem", "md5"},
+			Doc: "Replace the username of clients of the " + what + " <name> with the common name (cn), subject (dn), DER encoding as it is (crt), base64 of the DER (pem) or hex MD5 of the DER (md5) of their verified certificate, as EMQX 4 does."},
+		{Name: p + "peer_cert_as_clientid", Kind: Enum, Default: "off", Enum: []string{"off", "cn", "dn", "crt", "pem", "md5"},
+			Doc: "Replace the client identifier of clients of the " + what + " <name> with the common name (cn), subject (dn), DER encoding as it is (crt), base64 of the DER (pem) or hex MD5 of the DER (md5) of their verified certificate, as EMQX 4 does."},
 	}
 }
 

@@ -23,7 +23,7 @@ type TLSFiles struct {
 	FailIfNoPeerCert bool
 
 	Versions []string // e.g. "tlsv1.3", "tlsv1.2"; empty = TLS 1.2 and 1.3
-	Ciphers  []string // IANA names of TLS 1.2 cipher suites; empty = Go's defaults
+	Ciphers  []string // TLS 1.2 cipher suites, OpenSSL or IANA names; TLS 1.3 names are ignored; empty = Go's defaults
 }
 
 // ErrBadTLS is wrapped by the errors of LoadTLS and Certs.Reload.
@@ -152,25 +152,4 @@ func versionRange(names []string) (lo, hi uint16, err error) {
 		return 0, 0, fmt.Errorf("%w: no tls version", ErrBadTLS)
 	}
 	return lo, hi, nil
-}
-
-// cipherIDs maps IANA cipher suite names to their ids.
-func cipherIDs(names []string) ([]uint16, error) {
-	known := map[string]uint16{}
-	for _, s := range tls.CipherSuites() {
-		known[s.Name] = s.ID
-	}
-	var ids []uint16
-	for _, n := range names {
-		n = strings.TrimSpace(n)
-		if n == "" {
-			continue
-		}
-		id, ok := known[n]
-		if !ok {
-			return nil, fmt.Errorf("%w: unknown or insecure cipher suite %q", ErrBadTLS, n)
-		}
-		ids = append(ids, id)
-	}
-	return ids, nil
 }

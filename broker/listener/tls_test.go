@@ -2,8 +2,11 @@ package listener_test
 
 import (
 	"context"
+	"crypto/md5"
 	"crypto/tls"
 	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"net"
 	"os"
@@ -42,6 +45,8 @@ func TestTLSClientCertificates(t *testing.T) {
 	device := p.client(t, pkix.Name{CommonName: "device-1", Organization: []string{"acme"}})
 	stranger := other.client(t, pkix.Name{CommonName: "device-1"})
 
+	der := device.Certificate[0]
+	derMD5 := md5.Sum(der)
 	verifyPeer := func(f *listener.TLSFiles) { f.VerifyPeer = true }
 	requireCert := func(f *listener.TLSFiles) { f.VerifyPeer, f.FailIfNoPeerCert = true, true }
 	tests := []struct {
@@ -69,6 +74,15 @@ func TestTLSClientCertificates(t *testing.T) {
 			wantCN: "device-1", wantDN: "CN=device-1,O=acme", wantUser: "CN=device-1,O=acme", wantID: "c1"},
 		{name: "peer_cert_as_clientid = cn", files: requireCert, cert: []tls.Certificate{device}, asClientID: "cn",
 			wantCN: "device-1", wantDN: "CN=device-1,O=acme", wantID: "device-1"},
+		{name: "peer_cert_as_username = crt", files: requireCert, cert: []tls.Certificate{device}, asUsername: "crt",
+			wantCN: "device-1", wantDN: "CN=device-1,O=acme", wantUser: string(der), wantID: "c1"},
+		{name: "peer_cert_as_username = pem", files: requireCert, cert: []tls.Certificate{device}, asUsername: "pem",
+			wantCN: "device-1", wantDN: "CN=device-1,O=acme", wantUser: base64.StdEncoding.EncodeToString(der), wantID: "c1"},
+		{name: "peer_cert_as_clientid = md5", files: requireCert, cert: []tls.Certificate{device}, asClientID: "md5",
+			wantCN: "device-1", wantDN: "CN=device-1,O=acme", wantID: hex.EncodeToString(derMD5[:])},
+		{name: "peer_cert_as_clientid = pem", files: requireCert, cert: []tls.Certificate{device}, asClientID: "pem",
+			wantCN: "device-1", wantDN: "CN=device-1,O=acme", wantID: base64.StdEncoding.EncodeToString(der)},
+		{name: "peer_cert_as_username = md5 without a certificate", files: verifyPeer, asUsername: "md5", wantID: "c1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

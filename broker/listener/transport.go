@@ -8,7 +8,10 @@ package listener
 
 import (
 	"context"
+	"crypto/md5"
 	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -73,6 +76,35 @@ type Transport struct {
 type Peer struct {
 	CertCN string // common name of the verified client certificate, if any
 	CertDN string // subject of the verified client certificate, if any
+	// CertDER is the DER encoding of the verified client certificate, if
+	// any.
+	CertDER []byte
+}
+
+// CertAs returns the identity peer_cert_as_username and
+// peer_cert_as_clientid take from the client's verified certificate: its
+// common name (cn), its subject (dn), its DER encoding as it is (crt), the
+// standard base64 of the DER (pem) or the lower-case hex MD5 of the DER
+// (md5), as EMQX 4 does. It returns "" without a verified certificate or
+// for any other what.
+func (p Peer) CertAs(what string) string {
+	if len(p.CertDER) == 0 {
+		return ""
+	}
+	switch what {
+	case "cn":
+		return p.CertCN
+	case "dn":
+		return p.CertDN
+	case "crt":
+		return string(p.CertDER)
+	case "pem":
+		return base64.StdEncoding.EncodeToString(p.CertDER)
+	case "md5":
+		sum := md5.Sum(p.CertDER)
+		return hex.EncodeToString(sum[:])
+	}
+	return ""
 }
 
 // Validate reports whether the transport can serve connections.
@@ -171,6 +203,7 @@ func peerOf(cs tls.ConnectionState) Peer {
 		subj := cs.PeerCertificates[0].Subject
 		p.CertCN = subj.CommonName
 		p.CertDN = subj.String()
+		p.CertDER = cs.PeerCertificates[0].Raw
 	}
 	return p
 }

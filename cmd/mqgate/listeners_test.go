@@ -153,6 +153,8 @@ func TestListenerOptionsErrors(t *testing.T) {
 			[]string{"listener.ws.e.mqtt_path"}},
 		{"bad trusted proxy", []string{"listener.wss.f = 8084", "listener.wss.f.certfile = " + cert, "listener.wss.f.keyfile = " + key, "listener.wss.f.trusted_proxies = 10.0.0.0/33"},
 			[]string{"listener.wss.f.trusted_proxies"}},
+		{"unknown cipher", []string{"listener.ssl.g = 8883", "listener.ssl.g.certfile = " + cert, "listener.ssl.g.keyfile = " + key, "listener.ssl.g.ciphers = ECDHE-RSA-AES128-GCM-SHA256,TLS_AES_128_GCM_SHA256,BOGUS-CIPHER"},
+			[]string{"listener.ssl.g:", "ciphers", "BOGUS-CIPHER"}},
 		{"no listener", []string{"listener.tcp.external = off"}, []string{"no listener configured"}},
 	}
 	for _, tt := range tests {

@@ -26,8 +26,8 @@ type client struct {
 
 // dial connects, sends CONNECT with a clean session and waits for a CONNACK
 // that accepts it.
-func dial(addr, clientID string, keepAlive uint16) (*client, error) {
-	nc, err := net.DialTimeout("tcp", addr, handshakeTimeout)
+func dial(tr *transport, addr, clientID string, keepAlive uint16) (*client, error) {
+	nc, err := tr.dial(addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}

@@ -61,7 +61,7 @@ func runConns(cfg *config, res *result) error {
 		return err
 	}
 	parallel(cfg.conns, func(i int) {
-		nc, err := openIdle(cfg.addr, fmt.Sprintf("mqload-%d-idle%d", os.Getpid(), i), uint16(cfg.keepAlive))
+		nc, err := openIdle(cfg.tr, cfg.addr, fmt.Sprintf("mqload-%d-idle%d", os.Getpid(), i), uint16(cfg.keepAlive))
 		if err != nil {
 			failed.Add(1)
 			errs.set(err)
@@ -137,8 +137,8 @@ func parallel(n int, f func(i int)) {
 
 // openIdle connects and completes CONNECT/CONNACK with no buffers kept: an
 // idle connection costs this process only its socket.
-func openIdle(addr, clientID string, keepAlive uint16) (net.Conn, error) {
-	nc, err := net.DialTimeout("tcp", addr, handshakeTimeout)
+func openIdle(tr *transport, addr, clientID string, keepAlive uint16) (net.Conn, error) {
+	nc, err := tr.dial(addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}

@@ -6,6 +6,8 @@
 // Usage:
 //
 //	mqload -addr 127.0.0.1:1883 -pid 1234 -scenario fanin -duration 5s [-json]
+//	mqload -addr 127.0.0.1:8883 -tls -cafile ca.pem ...
+//	mqload -addr wss://127.0.0.1:8084/mqtt -insecure ...
 //	mqload -table results.jsonl
 //
 // Scenarios (each bounded in time by -duration and in count by -count):
@@ -30,12 +32,17 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 	"time"
 )
 
 // config is the command line.
 type config struct {
 	addr       string
+	useTLS     bool
+	caFile     string
+	insecure   bool
+	tr         *transport
 	pid        int
 	scenario   string
 	label      string
@@ -140,7 +147,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	cfg := &config{}
 	fs := flag.NewFlagSet("mqload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:1883", "broker `host:port`")
+	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:1883", "broker `host:port`, or a ws:// or wss:// URL (MQTT over WebSocket)")
+	fs.BoolVar(&cfg.useTLS, "tls", false, "connect over TLS (implied by a wss:// -addr)")
+	fs.StringVar(&cfg.caFile, "cafile", "", "PEM `file` of the CA that signed the broker's certificate (TLS and wss)")
+	fs.BoolVar(&cfg.insecure, "insecure", false, "do not verify the broker's certificate (TLS and wss)")
 	fs.IntVar(&cfg.pid, "pid", 0, "broker process id, for its CPU time and RSS (0: do not measure the broker)")
 	fs.StringVar(&cfg.scenario, "scenario", "fanin", "fanin, fanout, qos1, latency or conns")
 	fs.StringVar(&cfg.label, "label", "", "broker name to put in the result")
@@ -203,7 +213,16 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, errors.New("-payload must be between 0 and 1 MiB")
 	case cfg.scenario == "latency" && cfg.rate > 1_000_000:
 		return nil, errors.New("-rate above 1,000,000 msg/s is not a latency test")
+	case strings.Contains(cfg.addr, "://") && !strings.HasPrefix(cfg.addr, "ws://") && !strings.HasPrefix(cfg.addr, "wss://"):
+		return nil, fmt.Errorf("-addr %q: only ws:// and wss:// URLs, or host:port", cfg.addr)
+	case strings.HasPrefix(cfg.addr, "ws://") && (cfg.useTLS || cfg.caFile != "" || cfg.insecure):
+		return nil, errors.New("-tls, -cafile and -insecure need a host:port or a wss:// -addr, not ws://")
 	}
+	tr, err := newTransport(cfg.useTLS || strings.HasPrefix(cfg.addr, "wss://"), cfg.caFile, cfg.insecure)
+	if err != nil {
+		return nil, err
+	}
+	cfg.tr = tr
 	if cfg.scenario == "latency" && cfg.window == 0 {
 		cfg.window = uint64(cfg.rate)
 	}
