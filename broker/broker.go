@@ -13,6 +13,7 @@ import (
 	transport "github.com/mqgate/mqgate/broker/listener"
 	"github.com/mqgate/mqgate/broker/topics"
 	"github.com/mqgate/mqgate/mqtt"
+	"github.com/mqgate/mqgate/store/wal"
 	"golang.org/x/time/rate"
 )
 
@@ -41,6 +42,12 @@ type Broker struct {
 	ctx    context.Context // cancelled by Shutdown
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the broker starts
+
+	store *wal.Log // durable state; nil = memory only
+	// retainMu orders changes of a retained message with their log
+	// records (a leaf lock: taken around retained.Set/Delete and
+	// store.Put/Delete only).
+	retainMu sync.Mutex
 
 	started time.Time
 	msgSeq  atomic.Uint64 // message ids
@@ -100,6 +107,12 @@ func (b *Broker) Start() error {
 		return ErrClosed
 	}
 	b.mu.Unlock()
+	// The durable state is restored before any client can connect.
+	if b.store == nil {
+		if err := b.openStore(); err != nil {
+			return err
+		}
+	}
 	var lns []*listener
 	for _, l := range b.opts.Listeners {
 		kind := l.Kind
@@ -117,6 +130,10 @@ func (b *Broker) Start() error {
 		if err != nil {
 			for _, o := range lns {
 				_ = o.ln.Close()
+			}
+			if b.store != nil {
+				_ = b.store.Close()
+				b.store = nil
 			}
 			return fmt.Errorf("broker: listener %s.%s on %s: %w", kind, l.Name, l.Addr, err)
 		}
@@ -275,6 +292,11 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		s.stopTimers()
 	}
 	b.mu.Unlock()
+	if b.store != nil {
+		if err := b.store.Close(); err != nil {
+			return fmt.Errorf("broker: store: %w", err)
+		}
+	}
 	return nil
 }
 

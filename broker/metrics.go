@@ -59,6 +59,7 @@ type metrics struct {
 func (b *Broker) Metrics() map[string]uint64 {
 	m := &b.m
 	return map[string]uint64{
+		"store.bytes":                     b.storeBytes(),
 		"bytes.received":                  m.bytesReceived.Load(),
 		"bytes.sent":                      m.bytesSent.Load(),
 		"packets.received":                m.packetsReceived.Load(),

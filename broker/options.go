@@ -17,6 +17,7 @@ import (
 	transport "github.com/mqgate/mqgate/broker/listener"
 	"github.com/mqgate/mqgate/broker/topics"
 	"github.com/mqgate/mqgate/events"
+	"github.com/mqgate/mqgate/store/wal"
 )
 
 // Listener is one named listener.
@@ -109,6 +110,13 @@ type Options struct {
 	SysHeartbeat    time.Duration // $SYS uptime and datetime
 	SharedStrategy  topics.Strategy
 	ShutdownTimeout time.Duration
+
+	// StoreDir is the directory of the durable state (retained messages
+	// today, under StoreDir/broker); "" keeps everything in memory only.
+	// StoreSync and StoreBatchInterval tune its group commit.
+	StoreDir           string
+	StoreSync          wal.Sync
+	StoreBatchInterval time.Duration
 
 	MaxRetained        int // 0 = unlimited
 	MaxRetainedPayload int // bytes

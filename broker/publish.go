@@ -242,7 +242,11 @@ func (b *Broker) publish(m *message) int {
 // [MQTT-3.3.1-5] [MQTT-3.3.1-6] [MQTT-3.3.1-10] [MQTT-3.3.1-11].
 func (b *Broker) storeRetained(m *message) {
 	if len(m.payload) == 0 {
-		b.retained.Delete(m.topic)
+		b.retainMu.Lock()
+		if b.retained.Delete(m.topic) {
+			b.persistRetained(m.topic, nil)
+		}
+		b.retainMu.Unlock()
 		return
 	}
 	if max := b.opts.MaxRetainedPayload; max > 0 && len(m.payload) > max {
@@ -256,7 +260,10 @@ func (b *Broker) storeRetained(m *message) {
 		}
 	}
 	b.m.msgRetained.Add(1)
+	b.retainMu.Lock()
 	b.retained.Set(m.topic, m)
+	b.persistRetained(m.topic, m)
+	b.retainMu.Unlock()
 }
 
 // authorize asks the Authorizer (or applies acl_nomatch) for this client.

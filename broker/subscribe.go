@@ -141,9 +141,12 @@ func (c *conn) replayRetained(sub topics.Sub) {
 		return true
 	})
 	for _, t := range expired {
+		b.retainMu.Lock()
 		if m, ok := b.retained.Get(t); ok && m.expired(now) {
 			b.retained.Delete(t)
+			b.persistRetained(t, nil)
 		}
+		b.retainMu.Unlock()
 	}
 }
 

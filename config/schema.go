@@ -83,7 +83,7 @@ const maxPacketSize = 268435455
 // form one group); groupTitles names the groups. Each area's keys live in
 // their own table (coreKeys here, authKeys, aclKeys and webhookKeys beside
 // it) so that the areas can grow independently.
-var Schema = slices.Concat(coreKeys, authKeys, aclKeys, webhookKeys, apiKeys, listenKeys)
+var Schema = slices.Concat(coreKeys, authKeys, aclKeys, webhookKeys, apiKeys, listenKeys, storeKeys)
 
 // coreKeys are the keys of the node, logging, listeners and the broker core.
 var coreKeys = []Key{
@@ -204,7 +204,7 @@ var groupTitles = map[string]string{
 // groupTitle returns the documentation title of the group named name, from
 // the core table or an area's.
 func groupTitle(name string) string {
-	for _, m := range []map[string]string{groupTitles, authGroupTitles, aclGroupTitles, webhookGroupTitles, apiGroupTitles, listenGroupTitles} {
+	for _, m := range []map[string]string{groupTitles, authGroupTitles, aclGroupTitles, webhookGroupTitles, apiGroupTitles, listenGroupTitles, storeGroupTitles} {
 		if t, ok := m[name]; ok {
 			return t
 		}

@@ -26,6 +26,7 @@ import (
 	"github.com/mqgate/mqgate/broker/topics"
 	"github.com/mqgate/mqgate/config"
 	"github.com/mqgate/mqgate/events"
+	"github.com/mqgate/mqgate/store/wal"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -289,5 +290,12 @@ func brokerOptions(cfg *config.Config, log *slog.Logger) (broker.Options, *liste
 	o.MaxRetained = int(cfg.Int("retainer.max_retained_messages"))
 	o.MaxRetainedPayload = int(cfg.Bytes("retainer.max_payload_size"))
 	o.PresenceQoS = byte(cfg.Int("module.presence.qos"))
+	if mode := cfg.String("store.sync"); mode != "none" {
+		o.StoreDir = cfg.String("node.data_dir")
+		if o.StoreSync, err = wal.ParseSync(mode); err != nil {
+			return o, nil, fmt.Errorf("store.sync: %w", err)
+		}
+		o.StoreBatchInterval = cfg.Duration("store.batch_interval")
+	}
 	return o, certs, nil
 }

@@ -27,7 +27,16 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	goleak.VerifyTestMain(m)
+	// Tests that serve without node.data_dir keep the broker's state in
+	// the default ./data: remove it unless it was there before.
+	_, err := os.Stat("data")
+	keep := err == nil
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		if !keep {
+			_ = os.RemoveAll("data")
+		}
+		os.Exit(code)
+	}))
 }
 
 func TestVersion(t *testing.T) {
