@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# The MQTT path's cost of web hooks: messages per broker CPU-second of
+# mqgate with a message.publish rule against mqgate with no rule, on this
+# machine, with the load generator bench/cmd/mqload and the receiver
+# bench/cmd/hookrecv (each its own process, so the broker's CPU figure holds
+# the broker and its dispatcher only).
+#
+# Configurations:
+#   none   no web hook rule
+#   up     a message.publish rule, one event per POST, receiver answering 200
+#   batch  the same rule with "batch": {"max_size": 100, "max_delay": "10ms"}
+#   down   the per-event rule with nothing listening at the URL: every event
+#          goes to the outbox and stays there (the breaker is open)
+#
+# Every run gets a freshly started broker (and receiver) on 127.0.0.1 and a
+# fresh data directory; both are stopped by pid afterwards, also on exit. The
+# table reports, per scenario and configuration, the best round (highest
+# msg/s), and how many events the receiver got in that round.
+#
+# Environment (all optional):
+#   SCENARIOS  mqload scenarios             (fanin qos1)
+#   CONFIGS    configurations               (none up batch down)
+#   ROUNDS     rounds per configuration     (3)
+#   DURATION   measured interval per run    (4s)
+#   BUDGET     seconds for the whole run; runs that would not fit are skipped (240)
+#   RESULTS    file to keep the JSON result lines in (default: a temporary file)
+set -uo pipefail
+
+cd "$(dirname "$0")/.." || exit 1
+
+SCENARIOS=${SCENARIOS:-"fanin qos1"}
+CONFIGS=${CONFIGS:-"none up batch down"}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-4s}
+BUDGET=${BUDGET:-240}
+
+tmp=$(mktemp -d)
+RESULTS=${RESULTS:-$tmp/results.jsonl}
+: >"$RESULTS"
+recv_pid=""
+
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+
+cleanup() {
+	stop_broker
+	stop_pid "$recv_pid"
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+die() {
+	log "webhook.sh: $*"
+	exit 1
+}
+
+# write_conf NAME PORT RPORT DATA: the config of configuration NAME,
+# listening on 127.0.0.1:PORT, posting to 127.0.0.1:RPORT.
+write_conf() {
+	local name=$1 port=$2 rport=$3 data=$4
+	{
+		echo "listener.tcp.external = 127.0.0.1:$port"
+		echo "management.listener.http ="
+		echo "broker.sys_interval = 0"
+		echo "log.level = warn"
+		echo "node.data_dir = $data"
+		echo "web.hook.url = http://127.0.0.1:$rport/hook"
+		case $name in
+		up | down) echo 'web.hook.rule.message.publish.1 = {"action": "on_message_publish"}' ;;
+		batch) echo 'web.hook.rule.message.publish.1 = {"action": "on_message_publish", "batch": {"max_size": 100, "max_delay": "10ms"}}' ;;
+		esac
+	} >"$tmp/$name.conf"
+}
+
+log "building mqload, hookrecv and mqgate"
+go build -o "$tmp/mqload" ./bench/cmd/mqload || die "mqload: build failed"
+go build -o "$tmp/hookrecv" ./bench/cmd/hookrecv || die "hookrecv: build failed"
+go build -o "$tmp/mqgate" ./cmd/mqgate || die "mqgate: build failed"
+
+secs=${DURATION%s}
+[[ $secs =~ ^[0-9]+$ ]] || secs=4
+per_run=$((secs + 6))
+limit=$((secs + 60))
+
+failed=0
+skipped=0
+for round in $(seq 1 "$ROUNDS"); do
+	for scenario in $SCENARIOS; do
+		for conf in $CONFIGS; do
+			if ((SECONDS + per_run > BUDGET)); then
+				skipped=$((skipped + 1))
+				continue
+			fi
+			port=$(free_port) || die "no free port"
+			rport=$(free_port) || die "no free port"
+			if [[ $conf == up || $conf == batch ]]; then
+				"$tmp/hookrecv" -addr "127.0.0.1:$rport" >"$tmp/recv.json" 2>"$tmp/recv.log" &
+				recv_pid=$!
+				wait_listen "$rport" "$recv_pid" || die "hookrecv did not start: $(cat "$tmp/recv.log")"
+			fi
+			data=$tmp/data-$conf-$scenario-$round
+			write_conf "$conf" "$port" "$rport" "$data"
+			if ! start_mqgate "$tmp/$conf.conf" "$tmp/$conf.log" "$port"; then
+				printf '{"scenario":"%s","broker":"%s","round":%d,"error":"broker did not start"}\n' \
+					"$scenario" "$conf" "$round" >>"$RESULTS"
+				failed=$((failed + 1))
+				stop_pid "$recv_pid"
+				recv_pid=""
+				continue
+			fi
+			timeout "$limit" "$tmp/mqload" -addr "127.0.0.1:$port" -pid "$broker_pid" \
+				-scenario "$scenario" -label "$conf" -round "$round" \
+				-duration "$DURATION" -json >"$tmp/run.json"
+			rc=$?
+			stop_broker
+			events=0
+			if [[ -n $recv_pid ]]; then
+				stop_pid "$recv_pid"
+				recv_pid=""
+				events=$(sed -n 's/.*"events":\([0-9]*\).*/\1/p' "$tmp/recv.json")
+			fi
+			if [[ -s $tmp/run.json ]]; then
+				sed "s/}\$/,\"hook_events\":${events:-0}}/" "$tmp/run.json" >>"$RESULTS"
+			else
+				printf '{"scenario":"%s","broker":"%s","round":%d,"error":"mqload exited with status %d and no result"}\n' \
+					"$scenario" "$conf" "$round" "$rc" >>"$RESULTS"
+			fi
+			if ((rc != 0)); then
+				failed=$((failed + 1))
+			fi
+			rm -rf "$data"
+		done
+	done
+done
+
+echo
+compare_table "$SCENARIOS" "$CONFIGS" "$RESULTS" hook_events
+echo "ratio = configuration / none, per broker CPU-second; best round = highest msg/s of $ROUNDS rounds of $DURATION"
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); whole run ${SECONDS}s"
+if ((skipped > 0)); then
+	echo "$skipped runs skipped to stay within ${BUDGET}s"
+fi
+if ((failed > 0)); then
+	echo "$failed runs failed (see above)"
+	exit 1
+fi
