@@ -20,6 +20,9 @@ type ACL interface {
 	Reload() error
 	// Forget drops the cached decisions of one client.
 	Forget(clientID string)
+	// Cached returns the decisions cached for one client; false when it
+	// has no cache.
+	Cached(clientID string) ([]acl.CachedDecision, bool)
 }
 
 // ChainACL adapts an *acl.Chain: Reload bumps its generation, which
@@ -102,6 +105,42 @@ func (s *Server) aclExplain(c echo.Context) error {
 		"no_match": ex.NoMatch,
 		"links":    links,
 	})
+}
+
+// aclCacheObject is one entry of EMQX 4's GET /clients/{clientid}/acl_cache.
+type aclCacheObject struct {
+	Access      string `json:"access"`
+	Topic       string `json:"topic"`
+	Result      string `json:"result"`
+	UpdatedTime int64  `json:"updated_time"` // epoch milliseconds
+	QoS         byte   `json:"qos"`
+	Retain      bool   `json:"retain"`
+	Source      string `json:"source,omitempty"`
+}
+
+// GET /clients/:clientid/acl_cache: the client's cached decisions; 112
+// when the client is not online.
+func (s *Server) clientACLCache(c echo.Context) error {
+	id, ok := param(c, "clientid")
+	if !ok {
+		return errConvert(c, c.Param("clientid"), "binary")
+	}
+	if ci, found := s.opts.Broker.Client(id); !found || !ci.Connected {
+		return fail(c, CodeNotOnline, messageNotOnline)
+	}
+	out := []aclCacheObject{}
+	if s.opts.ACL != nil {
+		cached, _ := s.opts.ACL.Cached(id)
+		for _, d := range cached {
+			o := aclCacheObject{Access: d.Action.String(), Topic: d.Topic, Result: d.Decision.Verdict.String(),
+				UpdatedTime: d.At.UnixMilli(), QoS: d.QoS, Retain: d.Retain, Source: d.Decision.Source}
+			if d.NoMatch {
+				o.Source = "acl_nomatch"
+			}
+			out = append(out, o)
+		}
+	}
+	return reply(c, out)
 }
 
 // DELETE /clients/:clientid/acl_cache: 112 when the client is not online.

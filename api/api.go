@@ -288,6 +288,7 @@ func (s *Server) routes() *echo.Echo {
 	g.GET("/acl/explain", s.aclExplain)
 	g.POST("/acl/reload", s.aclReload)
 	g.DELETE("/acl-cache", s.aclReload)
+	g.GET("/clients/:clientid/acl_cache", s.clientACLCache)
 	g.DELETE("/clients/:clientid/acl_cache", s.clientACLCacheDelete)
 
 	g.GET("/openapi.json", s.openAPIDoc)

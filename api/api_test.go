@@ -1016,3 +1016,85 @@ func TestClientsPagingThousand(t *testing.T) {
 		}
 	}
 }
+
+// TestClientACLCache reads a real client's cached decisions: the broker asks
+// the chain when the client publishes and subscribes.
+func TestClientACLCache(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "acl.conf")
+	if err := os.WriteFile(path, []byte(`{allow, {user, "alice"}, publish, ["a/#"]}.
+{deny, all, subscribe, ["x/#"]}.
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fb, err := aclfile.New(aclfile.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fb.Close() })
+	chain, err := acl.New(acl.Options{Links: []acl.Link{{Name: "file", Authorizer: fb}}, NoMatch: access.Allow, Cache: true, CacheMaxSize: 10, CacheTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(chain.Close)
+	b, baddr := testutil.RunBroker(t, func(o *broker.Options) { o.Authorizer = chain })
+	s, err := api.New(api.Options{Broker: b, Addr: "127.0.0.1:0", Apps: map[string]string{appID: appSecret}, ACL: api.ChainACL{Chain: chain}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, b: b, addr: baddr, s: s}
+	if r := f.call(http.MethodGet, "/api/v4/clients/alice1/acl_cache", ""); r.Code != api.CodeNotOnline {
+		t.Errorf("offline client: code %d, want 112", r.Code)
+	}
+	c := connect(t, baddr, "alice1", "alice", mqtt.V5)
+	if r := f.call(http.MethodGet, "/api/v4/clients/alice1/acl_cache", ""); r.Code != 0 || string(r.Data) != "[]" {
+		t.Errorf("before any request: %+v %s", r, r.Data)
+	}
+	before := time.Now().UnixMilli()
+	c.Send(&mqtt.Publish{Topic: "a/1", QoS: 1, PacketID: 1, Payload: []byte("x")})
+	if _, ok := c.Read().(*mqtt.Ack); !ok {
+		t.Fatal("want PUBACK")
+	}
+	c.Send(&mqtt.Subscribe{PacketID: 2, Subscriptions: []mqtt.Subscription{{Filter: "x/y", QoS: 0}, {Filter: "z", QoS: 0}}})
+	if _, ok := c.Read().(*mqtt.Suback); !ok {
+		t.Fatal("want SUBACK")
+	}
+	type entry struct {
+		Access      string `json:"access"`
+		Topic       string `json:"topic"`
+		Result      string `json:"result"`
+		UpdatedTime int64  `json:"updated_time"`
+		Source      string `json:"source"`
+	}
+	got := decode[[]entry](t, f.call(http.MethodGet, "/api/v4/clients/alice1/acl_cache", "").Data)
+	want := []entry{
+		{Access: "publish", Topic: "a/1", Result: "allow", Source: "file"},
+		{Access: "subscribe", Topic: "x/y", Result: "deny", Source: "file"},
+		{Access: "subscribe", Topic: "z", Result: "allow", Source: "acl_nomatch"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("acl_cache = %+v, want %+v", got, want)
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Access != w.Access || g.Topic != w.Topic || g.Result != w.Result || g.Source != w.Source || g.UpdatedTime < before-1000 || g.UpdatedTime > time.Now().UnixMilli()+1000 {
+			t.Errorf("entry %d = %+v, want %+v", i, g, w)
+		}
+	}
+	if r := f.call(http.MethodDelete, "/api/v4/clients/alice1/acl_cache", ""); r.Code != 0 {
+		t.Fatalf("delete: %+v", r)
+	}
+	if r := f.call(http.MethodGet, "/api/v4/clients/alice1/acl_cache", ""); string(r.Data) != "[]" {
+		t.Errorf("after DELETE: %s", r.Data)
+	}
+	c.Send(&mqtt.Publish{Topic: "a/2", QoS: 1, PacketID: 3, Payload: []byte("x")})
+	c.Read()
+	if got := decode[[]entry](t, f.call(http.MethodGet, "/api/v4/clients/alice1/acl_cache", "").Data); len(got) != 1 {
+		t.Fatalf("after a publish: %+v", got)
+	}
+	if r := f.call(http.MethodDelete, "/api/v4/acl-cache", ""); r.Code != 0 {
+		t.Fatalf("acl-cache: %+v", r)
+	}
+	if r := f.call(http.MethodGet, "/api/v4/clients/alice1/acl_cache", ""); string(r.Data) != "[]" {
+		t.Errorf("after DELETE /acl-cache: %s", r.Data)
+	}
+}

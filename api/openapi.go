@@ -50,6 +50,7 @@ var operations = []opDoc{
 	{method: "GET", path: "/acl/explain", summary: "Explain the ACL decision for a request, link by link, without the cache.", query: []string{"clientid", "username", "ipaddress", "action", "topic", "qos", "retain"}},
 	{method: "POST", path: "/acl/reload", summary: "Drop every cached ACL decision."},
 	{method: "DELETE", path: "/acl-cache", summary: "Drop every cached ACL decision."},
+	{method: "GET", path: "/clients/{clientid}/acl_cache", summary: "The cached ACL decisions of one online client: access, topic, result, updated_time (ms)."},
 	{method: "DELETE", path: "/clients/{clientid}/acl_cache", summary: "Drop the cached ACL decisions of one online client."},
 	{method: "GET", path: "/banned", summary: "Bans in force, paged.", query: []string{"_page", "_limit"}},
 	{method: "POST", path: "/banned", summary: "Ban a client id, username or peer address.", body: "who, as (clientid|username|peerhost), by, reason, at, until"},
