@@ -1098,3 +1098,67 @@ func TestClientACLCache(t *testing.T) {
 		t.Errorf("after DELETE /acl-cache: %s", r.Data)
 	}
 }
+
+// TestBansSurviveRestart bans over the API with a list saved to a file,
+// then opens the file again for a new broker and API: the ban still
+// refuses the client, and a lifted ban stays lifted.
+func TestBansSurviveRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "data", "banned.json")
+	start := func() (*fixture, *api.BanList) {
+		t.Helper()
+		bans, err := api.OpenBanList(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, addr := testutil.RunBroker(t, func(o *broker.Options) {
+			o.AllowAnonymous = true
+			o.Authenticator = bans.Wrap(nil)
+		})
+		s, err := api.New(api.Options{Broker: b, Addr: "127.0.0.1:0", Apps: map[string]string{appID: appSecret}, Bans: bans})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &fixture{t: t, b: b, addr: addr, s: s}, bans
+	}
+	f, _ := start()
+	for _, body := range []string{
+		`{"who":"evil","as":"clientid","reason":"spam","until":99999999999}`,
+		`{"who":"mallory","as":"username","reason":"abuse","until":99999999999}`,
+		`{"who":"brief","as":"clientid","reason":"x","until":1}`,
+	} {
+		if r := f.call(http.MethodPost, "/api/v4/banned", body); r.Code != 0 {
+			t.Fatalf("ban %s: %+v", body, r)
+		}
+	}
+	if r := f.call(http.MethodDelete, "/api/v4/banned/username/mallory", ""); r.Code != 0 {
+		t.Fatalf("unban: %+v", r)
+	}
+	// The first broker stops; a second one opens the same file.
+	if err := f.b.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f2, bans2 := start()
+	r := f2.call(http.MethodGet, "/api/v4/banned", "")
+	list := decode[[]map[string]any](t, r.Data)
+	if len(list) != 1 || list[0]["who"] != "evil" || list[0]["reason"] != "spam" || list[0]["until"] != float64(99999999999) {
+		t.Fatalf("banned after restart = %s", r.Data)
+	}
+	c := testutil.Dial(t, f2.addr, mqtt.V5)
+	if got := c.Connect(&mqtt.Connect{ClientID: "evil", CleanStart: true, KeepAlive: 30}).ReasonCode; got != mqtt.Banned {
+		t.Errorf("banned client after restart: %v, want 0x8A", got)
+	}
+	c = testutil.Dial(t, f2.addr, mqtt.V5)
+	if got := c.Connect(&mqtt.Connect{ClientID: "m", CleanStart: true, KeepAlive: 30, Username: "mallory", UsernameSet: true}).ReasonCode; got != mqtt.Success {
+		t.Errorf("lifted ban after restart: %v", got)
+	}
+	if _, ok := bans2.Banned(access.Identity{ClientID: "brief"}); ok {
+		t.Error("an expired ban came back")
+	}
+	// A damaged file stops the start with an error naming it.
+	if err := os.WriteFile(path, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.OpenBanList(path); err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("damaged file: %v", err)
+	}
+}

@@ -2,9 +2,14 @@ package api
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -29,17 +34,77 @@ type Ban struct {
 	Until  time.Time
 }
 
-// BanList is the broker's banned list, safe for concurrent use. It is kept
-// in memory: bans do not survive a restart.
+// BanList is the broker's banned list, safe for concurrent use. A list
+// opened with OpenBanList is saved to its file on every change, so that bans
+// survive a restart as they do in EMQX 4 (which keeps them in a disc table).
 type BanList struct {
 	mu   sync.RWMutex
 	bans map[[2]string]Ban // by (as, who)
 	now  func() time.Time
+	path string // "" keeps the list in memory only
 }
 
-// NewBanList returns an empty list.
+// NewBanList returns an empty list kept in memory only.
 func NewBanList() *BanList {
 	return &BanList{bans: map[[2]string]Ban{}, now: time.Now}
+}
+
+// OpenBanList returns the list saved in path (a JSON array of bans), empty
+// when the file does not exist yet; every change is saved there. Bans that
+// have expired are dropped.
+func OpenBanList(path string) (*BanList, error) {
+	l := NewBanList()
+	l.path = path
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return l, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("api: read banned list: %w", err)
+	}
+	var saved []banObject
+	if err := json.Unmarshal(data, &saved); err != nil {
+		return nil, fmt.Errorf("api: banned list %s: %w", path, err)
+	}
+	now := l.now()
+	for _, o := range saved {
+		if !validAs(o.As) {
+			return nil, fmt.Errorf("api: banned list %s: ban of %q as %q: %w", path, o.Who, o.As, errBadAs)
+		}
+		b := Ban{Who: o.Who, As: o.As, By: o.By, Reason: o.Reason, At: time.Unix(o.At, 0), Until: time.Unix(o.Until, 0)}
+		if now.Before(b.Until) {
+			l.bans[[2]string{b.As, b.Who}] = b
+		}
+	}
+	return l, nil
+}
+
+// errBadAs is a ban whose kind is not clientid, username or peerhost.
+var errBadAs = errors.New("as must be clientid, username or peerhost")
+
+// save writes the list to its file; l.mu must be held.
+func (l *BanList) save() error {
+	if l.path == "" {
+		return nil
+	}
+	out := make([]banObject, 0, len(l.bans))
+	for _, b := range l.bans {
+		out = append(out, b.object())
+	}
+	slices.SortFunc(out, func(x, y banObject) int {
+		if c := strings.Compare(x.As, y.As); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Who, y.Who)
+	})
+	data, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return fmt.Errorf("api: encode banned list: %w", err)
+	}
+	if err := writeFileAtomic(l.path, data); err != nil {
+		return fmt.Errorf("api: save banned list: %w", err)
+	}
+	return nil
 }
 
 // validAs reports whether as is a kind of ban.
@@ -47,26 +112,31 @@ func validAs(as string) bool {
 	return as == "clientid" || as == "username" || as == "peerhost"
 }
 
-// Add adds or replaces the ban of (b.As, b.Who).
-func (l *BanList) Add(b Ban) {
+// Add adds or replaces the ban of (b.As, b.Who). The ban is in force even
+// when saving it fails; the error says it will not survive a restart.
+func (l *BanList) Add(b Ban) error {
 	if b.As == "peerhost" {
 		if a, err := netip.ParseAddr(b.Who); err == nil {
 			b.Who = a.Unmap().String()
 		}
 	}
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.bans[[2]string{b.As, b.Who}] = b
-	l.mu.Unlock()
+	return l.save()
 }
 
 // Delete removes the ban of (as, who) and reports whether there was one.
-func (l *BanList) Delete(as, who string) bool {
+func (l *BanList) Delete(as, who string) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	k := [2]string{as, who}
 	_, ok := l.bans[k]
+	if !ok {
+		return false, nil
+	}
 	delete(l.bans, k)
-	return ok
+	return true, l.save()
 }
 
 // List returns the bans in force, by kind and then by who; expired ones are
@@ -130,7 +200,8 @@ func (l *BanList) Wrap(next access.Authenticator) access.Authenticator {
 	})
 }
 
-// banObject is EMQX 4's banned object; at and until are epoch seconds.
+// banObject is EMQX 4's banned object; at and until are epoch seconds. It
+// is also the form of the saved list.
 type banObject struct {
 	Who    string `json:"who"`
 	As     string `json:"as"`
@@ -138,6 +209,10 @@ type banObject struct {
 	Reason string `json:"reason"`
 	At     int64  `json:"at"`
 	Until  int64  `json:"until"`
+}
+
+func (b Ban) object() banObject {
+	return banObject{Who: b.Who, As: b.As, By: b.By, Reason: b.Reason, At: b.At.Unix(), Until: b.Until.Unix()}
 }
 
 // GET /banned: paginate-style meta.
@@ -150,7 +225,7 @@ func (s *Server) bannedList(c echo.Context) error {
 	items, _ := pageOf(all, page, limit)
 	out := make([]banObject, 0, len(items))
 	for _, b := range items {
-		out = append(out, banObject{Who: b.Who, As: b.As, By: b.By, Reason: b.Reason, At: b.At.Unix(), Until: b.Until.Unix()})
+		out = append(out, b.object())
 	}
 	return c.JSON(http.StatusOK, envelope{Code: CodeOK, Data: out, Meta: pageMeta{Page: page, Limit: limit, Count: len(all)}})
 }
@@ -199,7 +274,10 @@ func (s *Server) bannedAdd(c echo.Context) error {
 		}
 	}
 	b.At, b.Until = time.Unix(at, 0), time.Unix(until, 0)
-	s.bans.Add(b)
+	if err := s.bans.Add(b); err != nil {
+		s.log.Error("ban not saved", "as", b.As, "err", err)
+		return fail(c, CodeUnknown, "banned until restart only: %s", err.Error())
+	}
 	return reply(c, banObject{Who: b.Who, As: b.As, By: b.By, Reason: b.Reason, At: at, Until: until})
 }
 
@@ -213,6 +291,9 @@ func (s *Server) bannedDelete(c echo.Context) error {
 	if !validAs(as) {
 		return errConvert(c, as, "clientid | username | peerhost")
 	}
-	s.bans.Delete(as, who)
+	if _, err := s.bans.Delete(as, who); err != nil {
+		s.log.Error("ban removal not saved", "as", as, "err", err)
+		return fail(c, CodeUnknown, "ban lifted until restart only: %s", err.Error())
+	}
 	return replyOK(c)
 }

@@ -40,6 +40,20 @@ func newRegistry(authnr access.Authenticator, authz access.Authorizer) (*prometh
 	return reg, nil
 }
 
+// bannedFile is where the banned list is saved, under node.data_dir.
+const bannedFile = "banned.json"
+
+// openBans opens the banned list saved under node.data_dir, so that bans
+// made over the API survive a restart. It is opened before the listeners,
+// so that a banned client is refused from the first connection on.
+func openBans(cfg *config.Config) (*api.BanList, error) {
+	bans, err := api.OpenBanList(filepath.Join(cfg.String("node.data_dir"), bannedFile))
+	if err != nil {
+		return nil, fmt.Errorf("node.data_dir: %w", err)
+	}
+	return bans, nil
+}
+
 // apiDeps are what the management API serves besides the broker; every
 // field may be nil.
 type apiDeps struct {

@@ -150,3 +150,33 @@ func TestSidecarFromConfig(t *testing.T) {
 		t.Errorf("default config started a sidecar: %v %v", s, err)
 	}
 }
+
+// TestOpenBansFromConfig keeps the banned list under node.data_dir: a ban
+// added through one list is in the next one opened from the same config.
+func TestOpenBansFromConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := mustParse(t, "node.data_dir = "+dir+"\n")
+	bans, err := openBans(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bans.Add(api.Ban{Who: "evil", As: "clientid", Reason: "spam", At: time.Now(), Until: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, bannedFile)); err != nil {
+		t.Fatal(err)
+	}
+	again, err := openBans(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := again.List(); len(l) != 1 || l[0].Who != "evil" {
+		t.Errorf("reopened list = %+v", l)
+	}
+	if err := os.WriteFile(filepath.Join(dir, bannedFile), []byte("not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openBans(cfg); err == nil || !strings.Contains(err.Error(), "node.data_dir") {
+		t.Errorf("damaged file: %v", err)
+	}
+}

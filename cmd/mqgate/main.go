@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/mqgate/mqgate/access"
-	"github.com/mqgate/mqgate/api"
 	"github.com/mqgate/mqgate/broker"
 	"github.com/mqgate/mqgate/broker/topics"
 	"github.com/mqgate/mqgate/config"
@@ -116,7 +115,11 @@ func serve(args, environ []string, stderr io.Writer) int {
 		return 2
 	}
 	defer closeAuthn()
-	bans := api.NewBanList()
+	bans, err := openBans(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "mqgate: %v\n", err)
+		return 2
+	}
 	opts.Authenticator = bans.Wrap(authn)
 	authz, closeAuthz, err := buildAuthorizer(cfg, log)
 	if err != nil {
