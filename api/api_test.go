@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +20,7 @@ import (
 	aclfile "github.com/mqgate/mqgate/acl/file"
 	"github.com/mqgate/mqgate/api"
 	"github.com/mqgate/mqgate/broker"
+	"github.com/mqgate/mqgate/broker/listener"
 	"github.com/mqgate/mqgate/events"
 	"github.com/mqgate/mqgate/internal/testutil"
 	"github.com/mqgate/mqgate/mqtt"
@@ -1160,5 +1162,122 @@ func TestBansSurviveRestart(t *testing.T) {
 	}
 	if _, err := api.OpenBanList(path); err == nil || !strings.Contains(err.Error(), path) {
 		t.Errorf("damaged file: %v", err)
+	}
+}
+
+// TestPrometheusFamiliesMove drives traffic that moves each broker family
+// /metrics exports beyond the basic ones: listener refusals (max_conn_rate,
+// a failed WebSocket upgrade), ACL decisions, retained messages, inflight
+// and queued messages.
+func TestPrometheusFamiliesMove(t *testing.T) {
+	deny := access.AuthorizerFunc(func(_ context.Context, req access.Request) access.Decision {
+		if strings.HasPrefix(req.Topic, "no/") {
+			return access.Decision{Verdict: access.Deny}
+		}
+		return access.Decision{Verdict: access.Allow}
+	})
+	f := newFixture(t, func(o *broker.Options) {
+		o.Authorizer = deny
+		o.Listeners = append(o.Listeners,
+			broker.Listener{Name: "limited", Addr: "127.0.0.1:0", MaxConnRate: 1},
+			broker.Listener{Name: "web", Addr: "127.0.0.1:0", Kind: listener.WS, WSPath: "/mqtt", HandshakeTimeout: 5 * time.Second})
+	})
+	scrape := func() map[string]float64 {
+		t.Helper()
+		w := httptest.NewRecorder()
+		f.s.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		out := map[string]float64{}
+		for _, line := range strings.Split(w.Body.String(), "\n") {
+			if line == "" || line[0] == '#' {
+				continue
+			}
+			i := strings.LastIndexByte(line, ' ')
+			var v float64
+			if _, err := fmt.Sscan(line[i+1:], &v); err != nil {
+				t.Fatalf("bad line %q", line)
+			}
+			out[line[:i]] = v
+		}
+		return out
+	}
+	// Two connections in the same second on the limited listener: the
+	// second is refused (the burst is 1).
+	limited := f.b.Addr("limited").String()
+	for range 2 {
+		c, err := net.Dial("tcp", limited)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+	}
+	// Plain HTTP where a WebSocket upgrade is expected.
+	c, err := net.Dial("tcp", f.b.Addr("web").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("GET /mqtt HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, c) // the broker answers and closes
+	_ = c.Close()
+
+	// An offline session with a QoS 1 subscription queues; an online
+	// subscriber that does not acknowledge holds a message inflight.
+	var expiry mqtt.Properties
+	expiry.SessionExpiry = 300
+	expiry.Set(mqtt.PropSessionExpiry)
+	off := testutil.Dial(t, f.addr, mqtt.V5)
+	if ack := off.Connect(&mqtt.Connect{ClientID: "off", KeepAlive: 60, Props: expiry}); ack.ReasonCode != 0 {
+		t.Fatal(ack.ReasonCode)
+	}
+	subscribe(t, off, "q/#", 1)
+	off.Send(&mqtt.Disconnect{})
+	off.ExpectClosed()
+	on := connect(t, f.addr, "on", "", mqtt.V5)
+	subscribe(t, on, "q/#", 1)
+	pub := connect(t, f.addr, "pub", "", mqtt.V5)
+	pub.Send(&mqtt.Publish{Topic: "q/1", QoS: 1, PacketID: 1, Retain: true, Payload: []byte("x")})
+	if _, ok := pub.Read().(*mqtt.Ack); !ok {
+		t.Fatal("want PUBACK")
+	}
+	if p, ok := on.Read().(*mqtt.Publish); !ok || p.Topic != "q/1" {
+		t.Fatalf("got %+v", p)
+	}
+	pub.Send(&mqtt.Publish{Topic: "no/1", QoS: 1, PacketID: 2, Payload: []byte("x")})
+	if a, ok := pub.Read().(*mqtt.Ack); !ok || a.ReasonCode != mqtt.NotAuthorized {
+		t.Fatalf("denied publish: %+v", a)
+	}
+	var m map[string]float64
+	want := map[string]float64{
+		`mqgate_client_events_total{event="rate_limited"}`:     1,
+		`mqgate_client_events_total{event="handshake_failed"}`: 1,
+		`mqgate_client_events_total{event="auth_anonymous"}`:   3,
+		`mqgate_acl_decisions_total{result="deny"}`:            1,
+		`mqgate_messages_retained_total`:                       1,
+		`mqgate_inflight_messages`:                             1,
+		`mqgate_queued_messages`:                               1,
+		`mqgate_retained_messages`:                             1,
+	}
+	// The refusals are counted by the accept loop and the handshake
+	// goroutine: wait for them.
+	for range 200 {
+		m = scrape()
+		if m[`mqgate_client_events_total{event="rate_limited"}`] == 1 && m[`mqgate_client_events_total{event="handshake_failed"}`] == 1 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %v, want %v", k, m[k], v)
+		}
+	}
+	if m[`mqgate_acl_decisions_total{result="allow"}`] < 3 {
+		t.Errorf("acl allow = %v, want at least 3 (2 subscriptions and a publish)", m[`mqgate_acl_decisions_total{result="allow"}`])
+	}
+	for k := range m {
+		if strings.Contains(k, "clientid") || strings.Contains(k, "topic") {
+			t.Errorf("family labelled by client id or topic: %s", k)
+		}
 	}
 }

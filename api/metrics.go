@@ -46,6 +46,11 @@ var (
 	descConnEvents    = prometheus.NewDesc("mqgate_client_events_total", "Client lifecycle events, by event.", []string{"event"}, nil)
 	descSessEvents    = prometheus.NewDesc("mqgate_session_events_total", "Session lifecycle events, by event.", []string{"event"}, nil)
 	descAuthFail      = prometheus.NewDesc("mqgate_api_auth_failures_total", "Management API requests refused for bad credentials.", nil, nil)
+	descInflight      = prometheus.NewDesc("mqgate_inflight_messages", "QoS 1 and 2 messages sent to clients and not yet acknowledged.", nil, nil)
+	descQueued        = prometheus.NewDesc("mqgate_queued_messages", "Messages queued for a full inflight window or an offline client.", nil, nil)
+	descACL           = prometheus.NewDesc("mqgate_acl_decisions_total", "Publish and subscribe requests the broker allowed or denied after the ACL chain and acl_nomatch, by result.", []string{"result"}, nil)
+	descRetainedIn    = prometheus.NewDesc("mqgate_messages_retained_total", "Messages received with the retain flag.", nil, nil)
+	descStoreBytes    = prometheus.NewDesc("mqgate_store_bytes", "Bytes of the broker's durable store on disk.", nil, nil)
 
 	families = []family{
 		{desc: descConnections, kind: prometheus.GaugeValue, stat: "connections.count"},
@@ -77,6 +82,14 @@ var (
 		{desc: descConnEvents, kind: prometheus.CounterValue, metric: "connections.refused", labels: []string{"refused"}},
 		{desc: descConnEvents, kind: prometheus.CounterValue, metric: "connections.slow_consumer", labels: []string{"slow_consumer"}},
 		{desc: descConnEvents, kind: prometheus.CounterValue, metric: "connections.keepalive_timeout", labels: []string{"keepalive_timeout"}},
+		{desc: descConnEvents, kind: prometheus.CounterValue, metric: "connections.rate_limited", labels: []string{"rate_limited"}},
+		{desc: descConnEvents, kind: prometheus.CounterValue, metric: "connections.handshake_failed", labels: []string{"handshake_failed"}},
+		{desc: descConnEvents, kind: prometheus.CounterValue, metric: "client.auth.success", labels: []string{"auth_success"}},
+		{desc: descConnEvents, kind: prometheus.CounterValue, metric: "client.auth.success.anonymous", labels: []string{"auth_anonymous"}},
+		{desc: descACL, kind: prometheus.CounterValue, metric: "client.acl.allow", labels: []string{"allow"}},
+		{desc: descACL, kind: prometheus.CounterValue, metric: "client.acl.deny", labels: []string{"deny"}},
+		{desc: descRetainedIn, kind: prometheus.CounterValue, metric: "messages.retained"},
+		{desc: descStoreBytes, kind: prometheus.GaugeValue, metric: "store.bytes"},
 		{desc: descSessEvents, kind: prometheus.CounterValue, metric: "session.created", labels: []string{"created"}},
 		{desc: descSessEvents, kind: prometheus.CounterValue, metric: "session.resumed", labels: []string{"resumed"}},
 		{desc: descSessEvents, kind: prometheus.CounterValue, metric: "session.takenover", labels: []string{"takenover"}},
@@ -95,6 +108,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		}
 	}
 	ch <- descAuthFail
+	ch <- descInflight
+	ch <- descQueued
 }
 
 // Collect implements prometheus.Collector.
@@ -111,6 +126,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(f.desc, f.kind, v, f.labels...)
 	}
 	ch <- prometheus.MustNewConstMetric(descAuthFail, prometheus.CounterValue, float64(c.authFailures.Load()))
+	inflight, queued := c.b.Pending()
+	ch <- prometheus.MustNewConstMetric(descInflight, prometheus.GaugeValue, float64(inflight))
+	ch <- prometheus.MustNewConstMetric(descQueued, prometheus.GaugeValue, float64(queued))
 }
 
 // mapCollector exposes a map of counters as one family labelled by name.

@@ -139,6 +139,25 @@ func (b *Broker) lookup(id string) *session {
 	return b.sessions[id]
 }
 
+// Pending returns the QoS 1 and 2 messages sent and not yet acknowledged
+// (inflight) and the messages waiting for the inflight window or for an
+// offline client (queued), summed over every session.
+func (b *Broker) Pending() (inflight, queued int) {
+	b.mu.Lock()
+	ss := make([]*session, 0, len(b.sessions))
+	for _, s := range b.sessions {
+		ss = append(ss, s)
+	}
+	b.mu.Unlock()
+	for _, s := range ss {
+		s.mu.Lock()
+		inflight += len(s.inflight)
+		queued += len(s.queue)
+		s.mu.Unlock()
+	}
+	return inflight, queued
+}
+
 // Clients returns every session, online or kept offline for its expiry,
 // sorted by client id.
 func (b *Broker) Clients() []ClientInfo {
