@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/mqgate/mqgate/api"
+	"github.com/mqgate/mqgate/broker"
 	"github.com/mqgate/mqgate/config"
 	"github.com/mqgate/mqgate/internal/testutil"
+	"github.com/mqgate/mqgate/mqtt"
 )
 
 func TestStartAPIFromConfig(t *testing.T) {
@@ -178,5 +180,94 @@ func TestOpenBansFromConfig(t *testing.T) {
 	}
 	if _, err := openBans(cfg); err == nil || !strings.Contains(err.Error(), "node.data_dir") {
 		t.Errorf("damaged file: %v", err)
+	}
+}
+
+// TestMetricsFromChains builds the authentication and ACL chains from the
+// config as serve does, connects real MQTT clients through them and scrapes
+// /metrics: the chains' families, the Go runtime and process collectors and
+// the broker's families are served, and none is labelled by client id or
+// topic.
+func TestMetricsFromChains(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	if err := os.WriteFile(users, []byte("alice:plain$$pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rules := filepath.Join(dir, "acl.conf")
+	if err := os.WriteFile(rules, []byte(`{allow, {user, "alice"}, publish, ["a/#"]}.
+{deny, all}.
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := mustParse(t, "node.data_dir = "+dir+"\nauth.chain = file\nauth.file.path = "+users+"\nacl.chain = file\nacl_file = "+rules+
+		"\nallow_anonymous = false\nmanagement.listener.http = 127.0.0.1:0\nmanagement.default_application.secret = pw\n")
+	log := discardLog()
+	authnr, closeAuthn, err := buildAuthenticator(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(closeAuthn)
+	authz, closeAuthz, err := buildAuthorizer(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(closeAuthz)
+	reg, err := newRegistry(authnr, authz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, addr := testutil.RunBroker(t, func(o *broker.Options) {
+		o.Authenticator, o.Authorizer, o.AllowAnonymous = authnr, authz, false
+	})
+	s, err := startAPIServer(cfg, b, apiDeps{Registry: reg, Authorizer: authz}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	good := testutil.Dial(t, addr, mqtt.V5)
+	if ack := good.Connect(&mqtt.Connect{ClientID: "c1", CleanStart: true, KeepAlive: 60, Username: "alice", UsernameSet: true, Password: []byte("pw"), PasswordSet: true}); ack.ReasonCode != 0 {
+		t.Fatal(ack.ReasonCode)
+	}
+	bad := testutil.Dial(t, addr, mqtt.V5)
+	if ack := bad.Connect(&mqtt.Connect{ClientID: "c2", CleanStart: true, KeepAlive: 60, Username: "alice", UsernameSet: true, Password: []byte("no"), PasswordSet: true}); ack.ReasonCode == 0 {
+		t.Fatal("wrong password accepted")
+	}
+	for i, topic := range []string{"a/1", "b/1"} {
+		good.Send(&mqtt.Publish{Topic: topic, QoS: 1, PacketID: uint16(i + 1), Payload: []byte("x")})
+		good.Read()
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	t.Cleanup(client.CloseIdleConnections)
+	resp, err := client.Get("http://" + s.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`mqgate_authn_decisions_total{backend="file",result="allow"} 1`,
+		`mqgate_authn_decisions_total{backend="file",result="deny"} 1`,
+		`mqgate_acl_counter{name="acl.cache.misses"} 2`,
+		`mqgate_acl_decisions_total{result="allow"} 1`,
+		`mqgate_acl_decisions_total{result="deny"} 1`,
+		`mqgate_client_events_total{event="auth_failure"} 1`,
+		"go_goroutines ",
+		"process_cpu_seconds_total ",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.Contains(line, "c1") || strings.Contains(line, "a/1") || strings.Contains(line, "clientid=") || strings.Contains(line, "topic=") {
+			t.Errorf("a family is labelled by client id or topic: %s", line)
+		}
 	}
 }
