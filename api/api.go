@@ -305,15 +305,18 @@ func (s *Server) routes() *echo.Echo {
 // status is EMQX's /status: text, no authentication.
 func (s *Server) status(c echo.Context) error {
 	node := s.opts.Broker.NodeName()
-	if s.opts.Broker.Uptime() == 0 {
+	if s.opts.Broker.Ready() != nil {
 		return c.String(http.StatusServiceUnavailable, fmt.Sprintf("Node %s is started\nmqgate is not_running", node))
 	}
 	return c.String(http.StatusOK, fmt.Sprintf("Node %s is started\nmqgate is running", node))
 }
 
+// readyz answers 200 when the broker's listeners are up and Options.Ready
+// (policy sources loaded, web hook outbox writable) passes; 503 with the
+// reason otherwise.
 func (s *Server) readyz(c echo.Context) error {
-	if s.opts.Broker.Uptime() == 0 {
-		return c.String(http.StatusServiceUnavailable, "broker not started\n")
+	if err := s.opts.Broker.Ready(); err != nil {
+		return c.String(http.StatusServiceUnavailable, err.Error()+"\n")
 	}
 	if s.opts.Ready != nil {
 		if err := s.opts.Ready(); err != nil {

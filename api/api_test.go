@@ -1281,3 +1281,56 @@ func TestPrometheusFamiliesMove(t *testing.T) {
 		}
 	}
 }
+
+// TestReadyzFollowsTheBroker: /readyz and /status answer 503 before the
+// broker's listeners are up and once its shutdown has begun.
+func TestReadyzFollowsTheBroker(t *testing.T) {
+	o := broker.DefaultOptions()
+	o.Listeners = []broker.Listener{{Name: "external", Addr: "127.0.0.1:0"}}
+	o.ShutdownTimeout = 5 * time.Second
+	b, err := broker.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := api.New(api.Options{Broker: b, Addr: "127.0.0.1:0", Apps: map[string]string{appID: appSecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string) (int, string) {
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+		return w.Code, w.Body.String()
+	}
+	for _, step := range []struct {
+		do      func()
+		code    int
+		readyz  string
+		status  string
+		healthz int
+	}{
+		{func() {}, 503, "not started", "is not_running", 200},
+		{func() {
+			if err := b.Start(); err != nil {
+				t.Fatal(err)
+			}
+		}, 200, "ok", "is running", 200},
+		{func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := b.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}, 503, "shutting down", "is not_running", 200},
+	} {
+		step.do()
+		if code, body := get("/readyz"); code != step.code || !strings.Contains(body, step.readyz) {
+			t.Errorf("/readyz = %d %q, want %d %q", code, body, step.code, step.readyz)
+		}
+		if code, body := get("/status"); code != step.code || !strings.Contains(body, step.status) {
+			t.Errorf("/status = %d %q, want %d %q", code, body, step.code, step.status)
+		}
+		if code, _ := get("/healthz"); code != step.healthz {
+			t.Errorf("/healthz = %d", code)
+		}
+	}
+}

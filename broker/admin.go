@@ -361,6 +361,22 @@ func (b *Broker) Uptime() time.Duration {
 	return time.Since(b.started)
 }
 
+// Ready reports whether the broker serves clients: it has started, is not
+// shutting down, and every configured listener is bound and accepting (an
+// accept loop ends only when its listener is closed by Shutdown).
+func (b *Broker) Ready() error {
+	if b.started.IsZero() {
+		return errors.New("broker: not started")
+	}
+	if b.ctx.Err() != nil {
+		return errors.New("broker: shutting down")
+	}
+	if n, want := len(b.listeners), len(b.opts.Listeners); n != want {
+		return fmt.Errorf("broker: %d of %d listeners up", n, want)
+	}
+	return nil
+}
+
 // NodeName returns the node name the broker reports.
 func (b *Broker) NodeName() string { return b.opts.NodeName }
 

@@ -114,23 +114,11 @@ func startAPIServer(cfg *config.Config, b *broker.Broker, deps apiDeps, log *slo
 	if deps.Webhooks != nil {
 		o.Webhooks = deps.Webhooks.Stats
 	}
-	outbox := webhookDir(cfg)
-	o.Ready = func() error {
-		if chain != nil {
-			if err := chain.Health(); err != nil {
-				return fmt.Errorf("acl policy not loaded: %w", err)
-			}
-		}
-		if deps.Webhooks != nil {
-			f, err := os.CreateTemp(outbox, ".ready-*")
-			if err != nil {
-				return fmt.Errorf("web hook outbox not writable: %w", err)
-			}
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-		return nil
+	outbox := ""
+	if deps.Webhooks != nil {
+		outbox = webhookDir(cfg)
 	}
+	o.Ready = readiness(chain, outbox)
 	if cfg.Bool("management.metrics") {
 		o.Registry = deps.Registry
 	}
@@ -142,6 +130,30 @@ func startAPIServer(cfg *config.Config, b *broker.Broker, deps apiDeps, log *slo
 		return nil, fmt.Errorf("management.listener.http: %w", err)
 	}
 	return s, nil
+}
+
+// readiness is what /readyz checks besides the broker's listeners: the
+// ACL chain's policy sources are loaded (chain may be nil), and the web
+// hook outbox directory is writable (outbox "" when web hooks are off).
+func readiness(chain *acl.Chain, outbox string) func() error {
+	return func() error {
+		if chain != nil {
+			if err := chain.Health(); err != nil {
+				return fmt.Errorf("acl policy not loaded: %w", err)
+			}
+		}
+		if outbox != "" {
+			f, err := os.CreateTemp(outbox, ".ready-*")
+			if err != nil {
+				return fmt.Errorf("web hook outbox not writable: %w", err)
+			}
+			_ = f.Close()
+			if err := os.Remove(f.Name()); err != nil {
+				return fmt.Errorf("web hook outbox not writable: %w", err)
+			}
+		}
+		return nil
+	}
 }
 
 // startSidecar starts the sidecar auth API on sidecar.listener.http,

@@ -271,3 +271,98 @@ func TestMetricsFromChains(t *testing.T) {
 		}
 	}
 }
+
+// TestReadyz checks each thing /readyz stands for on a served API: the
+// broker's listeners (503 once shutdown begins), the ACL policy (503 while
+// a broken acl.conf is refused), and the web hook outbox (503 when it
+// cannot be written).
+func TestReadyz(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "acl.conf")
+	if err := os.WriteFile(rules, []byte("{allow, all}.\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := mustParse(t, "node.data_dir = "+dir+"\nacl.chain = file\nacl_file = "+rules+"\nacl.casbin.reload_delay = 10ms\n"+
+		"management.listener.http = 127.0.0.1:0\nmanagement.default_application.secret = pw\n")
+	authz, closeAuthz, err := buildAuthorizer(cfg, discardLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(closeAuthz)
+	b, _ := testutil.RunBroker(t, func(o *broker.Options) { o.Authorizer = authz })
+	s, err := startAPIServer(cfg, b, apiDeps{Authorizer: authz}, discardLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	client := &http.Client{Timeout: 5 * time.Second}
+	t.Cleanup(client.CloseIdleConnections)
+	readyz := func() (int, string) {
+		t.Helper()
+		resp, err := client.Get("http://" + s.Addr().String() + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(body)
+	}
+	// waitFor polls /readyz until it answers code (the file watch reloads
+	// in the background).
+	waitFor := func(code int, want string) {
+		t.Helper()
+		var got int
+		var body string
+		for range 500 {
+			if got, body = readyz(); got == code && strings.Contains(body, want) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("/readyz = %d %q, want %d with %q", got, body, code, want)
+	}
+	waitFor(http.StatusOK, "ok")
+	if err := os.WriteFile(rules, []byte("{allow, all"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(http.StatusServiceUnavailable, "acl policy not loaded")
+	if err := os.WriteFile(rules, []byte("{deny, all}.\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(http.StatusOK, "ok")
+
+	// The outbox check, on its own: a directory that is a file cannot be
+	// written to.
+	outbox := filepath.Join(dir, "webhook")
+	if err := os.MkdirAll(outbox, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := readiness(nil, outbox)(); err != nil {
+		t.Errorf("writable outbox: %v", err)
+	}
+	if entries, _ := os.ReadDir(outbox); len(entries) != 0 {
+		t.Errorf("the check left %d files in the outbox", len(entries))
+	}
+	notDir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := readiness(nil, notDir)(); err == nil || !strings.Contains(err.Error(), "outbox not writable") {
+		t.Errorf("outbox that is a file: %v", err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := readyz(); code != http.StatusServiceUnavailable || !strings.Contains(body, "shutting down") {
+		t.Errorf("after broker shutdown: /readyz = %d %q", code, body)
+	}
+}
