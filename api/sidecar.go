@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -133,16 +134,29 @@ func (s *Sidecar) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// params reads the request's fields: the JSON body (POST, PUT), a form
-// body, and the query string, the body winning. Non-string JSON values are
-// kept as their JSON text.
+// params reads the request's fields: the query string, then a JSON or form
+// body, the body winning. A GET may carry a JSON body: mosquitto-go-auth
+// sends one with auth_opt_http_method GET. Non-string JSON values are kept
+// as their JSON text. A bearer token (mosquitto-go-auth's JWT remote mode
+// sends the MQTT username's token as "Authorization: Bearer") is the
+// password, and the username when the body has none.
 func params(c echo.Context) (map[string]string, error) {
 	out := map[string]string{}
 	for k, v := range c.QueryParams() {
 		out[k] = v[0]
 	}
 	r := c.Request()
-	if r.ContentLength == 0 || r.Method == http.MethodGet {
+	if tok, ok := strings.CutPrefix(r.Header.Get(echo.HeaderAuthorization), "Bearer "); ok && tok != "" {
+		defer func() {
+			if _, set := out["password"]; !set {
+				out["password"] = tok
+			}
+			if out["username"] == "" {
+				out["username"] = tok
+			}
+		}()
+	}
+	if r.ContentLength == 0 {
 		return out, nil
 	}
 	ct := r.Header.Get(echo.HeaderContentType)
@@ -159,6 +173,9 @@ func params(c echo.Context) (map[string]string, error) {
 				out[k] = string(raw)
 			}
 		}
+		return out, nil
+	}
+	if r.Method == http.MethodGet {
 		return out, nil
 	}
 	form, err := c.FormParams()

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -152,5 +153,96 @@ func TestSidecarMosquittoGoAuth(t *testing.T) {
 		if w.Code != tt.status || !strings.Contains(w.Body.String(), tt.body200) {
 			t.Errorf("%s: HTTP %d %q, want %d with %q", tt.name, w.Code, w.Body, tt.status, tt.body200)
 		}
+	}
+}
+
+// TestSidecarAnswerShapes checks the answers that depend on what the chain
+// decided: a superuser with an expiry (EMQX 5 is_superuser and expire_at in
+// seconds), a backend outage (EMQX 5: 503, a backend failure, never a deny;
+// mosquitto-go-auth: a status >= 500, an error it retries), the
+// mosquitto-go-auth superuser check after a superuser's user check, a GET
+// with a JSON body (auth_opt_http_method GET) and the JWT remote mode's
+// bearer token.
+func TestSidecarAnswerShapes(t *testing.T) {
+	exp := time.Unix(1900000000, 0)
+	var seen []access.Identity
+	authn := access.AuthenticatorFunc(func(_ context.Context, id access.Identity) access.Decision {
+		seen = append(seen, id)
+		switch string(id.Password) {
+		case "root":
+			return access.Decision{Verdict: access.Allow, Superuser: true, ExpiresAt: exp}
+		case "tok.en":
+			return access.Decision{Verdict: access.Allow}
+		case "down":
+			return access.Decision{Verdict: access.Deny, Unavailable: true}
+		}
+		return access.Decision{Verdict: access.Deny}
+	})
+	authz := access.AuthorizerFunc(func(_ context.Context, req access.Request) access.Decision {
+		if req.Topic == "down" {
+			return access.Decision{Verdict: access.Deny, Unavailable: true}
+		}
+		return access.Decision{Verdict: access.Allow}
+	})
+	s, err := api.NewSidecar(api.SidecarOptions{Addr: "127.0.0.1:0", Authenticator: authn, Authorizer: authz})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const js = "application/json"
+	tests := []struct {
+		name, method, path, ct, body string
+		header                       [2]string
+		status                       int
+		want                         string // exact body, JSON compared as text
+	}{
+		{"emqx superuser", "POST", "/emqx/authn", js, `{"clientid":"c","username":"root","password":"root"}`, [2]string{}, 200, `{"expire_at":1900000000,"is_superuser":true,"result":"allow"}`},
+		{"emqx authn outage", "POST", "/emqx/authn", js, `{"clientid":"c","username":"u","password":"down"}`, [2]string{}, 503, `{"error":"authentication backend unavailable"}`},
+		{"emqx authz outage", "POST", "/emqx/authz", js, `{"clientid":"c","username":"u","action":"publish","topic":"down"}`, [2]string{}, 503, `{"error":"authorization backend unavailable"}`},
+		{"emqx deny has no is_superuser", "POST", "/emqx/authn", js, `{"clientid":"c","username":"u","password":"x"}`, [2]string{}, 200, `{"result":"deny"}`},
+		{"mosquitto superuser before user check", "POST", "/mosquitto/superuser", js, `{"username":"root"}`, [2]string{}, 403, `{"Error":"not a superuser","Ok":false}`},
+		{"mosquitto user superuser", "POST", "/mosquitto/user", js, `{"username":"root","password":"root","clientid":"c"}`, [2]string{}, 200, `{"Error":"","Ok":true}`},
+		{"mosquitto superuser after user check", "POST", "/mosquitto/superuser", js, `{"username":"root"}`, [2]string{}, 200, `{"Error":"","Ok":true}`},
+		{"mosquitto user outage", "POST", "/mosquitto/user", js, `{"username":"u","password":"down","clientid":"c"}`, [2]string{}, 500, `{"Error":"backend unavailable","Ok":false}`},
+		{"mosquitto acl outage", "POST", "/mosquitto/acl", js, `{"username":"u","clientid":"c","topic":"down","acc":2}`, [2]string{}, 500, `{"Error":"backend unavailable","Ok":false}`},
+		{"mosquitto GET with a json body", "GET", "/mosquitto/user", js, `{"username":"root","password":"root","clientid":"c"}`, [2]string{}, 200, `{"Error":"","Ok":true}`},
+		{"mosquitto text mode grant", "POST", "/mosquitto/acl?mode=text", js, `{"username":"u","clientid":"c","topic":"t","acc":1}`, [2]string{}, 200, `ok`},
+		{"mosquitto form PUT", "PUT", "/mosquitto/acl", "application/x-www-form-urlencoded", "acc=2&clientid=c&topic=t&username=u", [2]string{}, 200, `{"Error":"","Ok":true}`},
+		// JWT remote mode without token parsing sends no fields at all: the
+		// JSON body is null.
+		{"jwt remote user", "POST", "/mosquitto/user", js, `null`, [2]string{"Authorization", "Bearer tok.en"}, 200, `{"Error":"","Ok":true}`},
+		{"jwt remote acl", "POST", "/mosquitto/acl", js, `{"clientid":"c","topic":"t","acc":4}`, [2]string{"Authorization", "Bearer tok.en"}, 200, `{"Error":"","Ok":true}`},
+	}
+	for _, tt := range tests {
+		req := httptest.NewRequest(tt.method, tt.path, strings.NewReader(tt.body))
+		req.Header.Set("Content-Type", tt.ct)
+		req.Header.Set("User-Agent", "mosquitto-2.0")
+		if tt.header[0] != "" {
+			req.Header.Set(tt.header[0], tt.header[1])
+		}
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, req)
+		got := strings.TrimSpace(w.Body.String())
+		if strings.HasPrefix(got, "{") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(got), &m); err != nil {
+				t.Errorf("%s: %v in %q", tt.name, err, got)
+				continue
+			}
+			b, _ := json.Marshal(m) // sorted keys
+			got = string(b)
+		}
+		if w.Code != tt.status || got != tt.want {
+			t.Errorf("%s: HTTP %d %s, want %d %s", tt.name, w.Code, got, tt.status, tt.want)
+		}
+	}
+	// The bearer token reached the chain as the password and the username.
+	var bearer *access.Identity
+	for i := range seen {
+		if string(seen[i].Password) == "tok.en" {
+			bearer = &seen[i]
+		}
+	}
+	if bearer == nil || bearer.Username != "tok.en" {
+		t.Errorf("bearer token identity = %+v", bearer)
 	}
 }
