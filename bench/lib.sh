@@ -45,11 +45,12 @@ run_mqgate() { env "${unset_env[@]}" "$tmp/mqgate" "$@"; }
 
 broker_pid=""
 
-# start_mqgate CONF LOG PORT: start mqgate serve -c CONF, logging to LOG,
-# wait until it listens on PORT, set broker_pid.
+# start_mqgate CONF LOG PORT [ARGS...]: start mqgate serve -c CONF ARGS...,
+# logging to LOG, wait until it listens on PORT, set broker_pid.
 start_mqgate() {
 	local conf=$1 logf=$2 port=$3
-	env "${unset_env[@]}" "$tmp/mqgate" serve -c "$conf" >"$logf" 2>&1 &
+	shift 3
+	env "${unset_env[@]}" "$tmp/mqgate" serve -c "$conf" "$@" >"$logf" 2>&1 &
 	broker_pid=$!
 	if ! wait_listen "$port" "$broker_pid"; then
 		log "$conf: did not start listening on 127.0.0.1:$port; its log:"

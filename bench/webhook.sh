@@ -24,6 +24,8 @@
 #   DURATION   measured interval per run    (4s)
 #   BUDGET     seconds for the whole run; runs that would not fit are skipped (240)
 #   RESULTS    file to keep the JSON result lines in (default: a temporary file)
+#   PROFILE    directory to write a broker CPU profile of each run to
+#              (<config>-<scenario>-<round>.prof, for go tool pprof)
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 1
@@ -101,7 +103,12 @@ for round in $(seq 1 "$ROUNDS"); do
 			fi
 			data=$tmp/data-$conf-$scenario-$round
 			write_conf "$conf" "$port" "$rport" "$data"
-			if ! start_mqgate "$tmp/$conf.conf" "$tmp/$conf.log" "$port"; then
+			prof=()
+			if [[ -n ${PROFILE:-} ]]; then
+				mkdir -p "$PROFILE"
+				prof=(-cpuprofile "$PROFILE/$conf-$scenario-$round.prof")
+			fi
+			if ! start_mqgate "$tmp/$conf.conf" "$tmp/$conf.log" "$port" "${prof[@]}"; then
 				printf '{"scenario":"%s","broker":"%s","round":%d,"error":"broker did not start"}\n' \
 					"$scenario" "$conf" "$round" >>"$RESULTS"
 				failed=$((failed + 1))

@@ -37,6 +37,8 @@ var webhookKeys = []Key{
 		Doc: "Second secret that also signs each request while receivers move to a new web.hook.signing_secret."},
 	{Name: "web.hook.outbox.max_bytes", Kind: Bytesize, Default: "256MB", Min: 1024,
 		Doc: "Most disk the pending events (under node.data_dir/webhook) may use, and about as much memory; beyond it events are dropped per web.hook.outbox.overflow, counted and logged."},
+	{Name: "web.hook.outbox.commit_interval", Kind: Duration, Default: "10ms",
+		Doc: "How long new events gather before one write and one fsync commit them to the outbox: longer saves fsyncs and adds as much to delivery latency; 0s commits what has arrived at once; events not yet committed are lost if the process dies."},
 	{Name: "web.hook.outbox.overflow", Kind: Enum, Default: "drop_oldest", Enum: []string{"drop_oldest", "drop_new"},
 		Doc: "What a full outbox drops: the oldest pending event, or the new one."},
 	{Name: "web.hook.retry.min_interval", Kind: Duration, Default: "1s",

@@ -402,7 +402,10 @@ func (s *Segments) commit(put []Record, del []uint64) error {
 		_ = active.f.Truncate(active.size)
 		return fmt.Errorf("store: commit: %w", err)
 	}
-	if !s.o.NoSync {
+	// Deletions alone are not synced (see Queue.Commit): an outbox that
+	// delivers as fast as it takes events would otherwise pay a second
+	// fsync per batch for its acknowledgements.
+	if !s.o.NoSync && len(put) > 0 {
 		if err := active.f.Sync(); err != nil {
 			return fmt.Errorf("store: commit: %w", err)
 		}

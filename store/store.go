@@ -33,8 +33,11 @@ type Queue interface {
 	// every number reserved before, also across restarts once a record that
 	// used one has been committed.
 	Reserve(n int) uint64
-	// Commit stores put and deletes the records numbered del, atomically and
-	// durably: when it returns nil, both survive a crash.
+	// Commit stores put and deletes the records numbered del, atomically:
+	// when it returns nil, put survives a crash. A Commit with deletions
+	// only may skip the fsync: a crash can then bring deleted records
+	// back, which at-least-once delivery allows (they are delivered
+	// again), and they go with the next durable Commit.
 	Commit(put []Record, del []uint64) error
 	// Scan calls fn for each stored record in sequence order. Data is only
 	// valid during the call.

@@ -41,6 +41,11 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 			done(t, c.Publish("d/1", 1, false, fmt.Sprint(i)), "publish")
 		}
 		c.Disconnect(100)
+		// The outbox commits within a few milliseconds: let the dispatcher
+		// try the endpoint (and fail) before everything stops.
+		for deadline := time.Now().Add(5 * time.Second); rc.requests() == 0 && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := b.Shutdown(ctx); err != nil {

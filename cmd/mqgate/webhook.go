@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -52,6 +53,7 @@ func webhookOptions(cfg *config.Config, log *slog.Logger) (webhook.Options, erro
 		Dir:              webhookDir(cfg),
 		MaxBytes:         cfg.Bytes("web.hook.outbox.max_bytes"),
 		DropNewest:       cfg.String("web.hook.outbox.overflow") == "drop_new",
+		CommitInterval:   cmp.Or(cfg.Duration("web.hook.outbox.commit_interval"), -1), // 0s: no wait
 		MinBackoff:       cfg.Duration("web.hook.retry.min_interval"),
 		MaxBackoff:       cfg.Duration("web.hook.retry.max_interval"),
 		BreakerThreshold: int(cfg.Int("web.hook.breaker.failures")),
