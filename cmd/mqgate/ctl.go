@@ -221,7 +221,7 @@ func (c *ctl) run(a []string) error {
 			}
 			q := query(a[3:])
 			q.Set("topic", a[2])
-			return c.show(c.get("/acl/explain", q))
+			return c.explain(c.get("/acl/explain", q))
 		}
 	case "mgmt":
 		switch arg(1) {
@@ -283,7 +283,16 @@ func (c *ctl) status() error {
 	if err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
-	fmt.Fprintln(c.stdout, strings.TrimSpace(string(body)))
+	text := strings.TrimSpace(string(body))
+	if c.asJSON {
+		out, err := json.MarshalIndent(map[string]any{"running": resp.StatusCode == http.StatusOK, "status": text}, "", "  ")
+		if err != nil {
+			return fmt.Errorf("status: %w", err)
+		}
+		fmt.Fprintln(c.stdout, string(out))
+	} else {
+		fmt.Fprintln(c.stdout, text)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("status: HTTP %d", resp.StatusCode)
 	}
@@ -401,6 +410,41 @@ func (c *ctl) show(data json.RawMessage, err error) error {
 		_ = tw.Flush()
 	}
 	return nil
+}
+
+// explain prints GET /acl/explain: the decision, then each link's answer.
+func (c *ctl) explain(data json.RawMessage, err error) error {
+	if err != nil || c.asJSON {
+		return c.raw(data, err)
+	}
+	type answer struct {
+		Link    string `json:"link"`
+		Verdict string `json:"verdict"`
+		Source  string `json:"source"`
+		Reason  string `json:"reason"`
+	}
+	var ex struct {
+		Decision answer   `json:"decision"`
+		NoMatch  bool     `json:"no_match"`
+		Links    []answer `json:"links"`
+	}
+	if err := json.Unmarshal(data, &ex); err != nil {
+		return fmt.Errorf("decode explanation: %w", err)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "verdict:\t%s\n", ex.Decision.Verdict)
+	fmt.Fprintf(tw, "source:\t%s\n", ex.Decision.Source)
+	fmt.Fprintf(tw, "reason:\t%s\n", ex.Decision.Reason)
+	fmt.Fprintf(tw, "no_match:\t%t\n", ex.NoMatch)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	rows := make([]map[string]any, 0, len(ex.Links))
+	for _, l := range ex.Links {
+		rows = append(rows, map[string]any{"link": l.Link, "verdict": l.Verdict, "reason": l.Reason})
+	}
+	fmt.Fprintln(c.stdout)
+	return c.table(rows, "link", "verdict", "reason")
 }
 
 // nodeMap prints the map under key of each node ([{node, key: {..}}]) as

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,15 +22,26 @@ import (
 func TestCtlCommands(t *testing.T) {
 	bans := api.NewBanList()
 	b, addr := testutil.RunBroker(t, nil)
-	cfg, err := config.Parse("test.conf", []byte("node.data_dir = "+t.TempDir()+"\nmanagement.listener.http = 127.0.0.1:0\nmanagement.default_application.secret = pw\n"), nil)
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "acl.conf")
+	if err := os.WriteFile(rules, []byte(`{allow, {user, "alice"}, publish, ["a/#"]}.`+"\n{deny, all}.\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse("test.conf", []byte("node.data_dir = "+dir+"\nmanagement.listener.http = 127.0.0.1:0\nmanagement.default_application.secret = pw\n"+
+		"acl.chain = file\nacl_file = "+rules+"\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := newRegistry(nil, nil)
+	authz, closeAuthz, err := buildAuthorizer(cfg, discardLog())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := startAPIServer(cfg, b, apiDeps{Registry: reg, Bans: bans}, slog.New(slog.DiscardHandler))
+	t.Cleanup(closeAuthz)
+	reg, err := newRegistry(nil, authz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := startAPIServer(cfg, b, apiDeps{Registry: reg, Bans: bans, Authorizer: authz}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +85,9 @@ func TestCtlCommands(t *testing.T) {
 		{[]string{"publish", "cmd/dev1", "reboot", "1"}, 0, "ok"},
 		{[]string{"--json", "clients", "list"}, 0, `"clientid": "dev1"`},
 		{[]string{"acl", "reload"}, 0, "ok"},
-		{[]string{"acl", "explain", "a/b"}, 1, "no acl chain"},
+		{[]string{"acl", "explain", "a/b", "username=alice"}, 0, "verdict:   allow\nsource:    file"},
+		{[]string{"acl", "explain", "a/b", "username=bob", "action=subscribe"}, 0, "file  deny     "},
+		{[]string{"acl", "explain", "a/b", "action=jump"}, 1, "code 108"},
 		{[]string{"banned", "add", "clientid", "evil", "spam"}, 0, "evil"},
 		{[]string{"banned", "list"}, 0, "evil"},
 		{[]string{"banned", "del", "clientid", "evil"}, 0, "ok"},
@@ -104,6 +119,39 @@ func TestCtlCommands(t *testing.T) {
 	var stats []map[string]any
 	if code != 0 || json.Unmarshal([]byte(out), &stats) != nil || len(stats) != 1 {
 		t.Errorf("--json broker stats is not the API's JSON: %s", out)
+	}
+	// Every command prints JSON with --json, and what it prints holds the
+	// thing asked about.
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"status"}, `"running": true`},
+		{[]string{"broker"}, `"node_status": "Running"`},
+		{[]string{"broker", "metrics"}, `"packets.connect.received"`},
+		{[]string{"listeners"}, `"identifier": "mqtt:tcp:external"`},
+		{[]string{"clients", "list", "_like_clientid=dev"}, `"clientid": "dev1"`},
+		{[]string{"clients", "show", "dev1"}, `"clientid": "dev1"`},
+		{[]string{"subscriptions", "add", "dev1", "j/1", "2"}, `{`},
+		{[]string{"subscriptions", "list", "clientid=dev1"}, `"topic": "j/1"`},
+		{[]string{"subscriptions", "show", "dev1"}, `"qos": 2`},
+		{[]string{"routes", "list"}, `"topic": "j/1"`},
+		{[]string{"routes", "show", "j/1"}, `"topic": "j/1"`},
+		{[]string{"subscriptions", "del", "dev1", "j/1"}, `{`},
+		{[]string{"publish", "j/x", "hello", "0", "false"}, `{`},
+		{[]string{"acl", "reload"}, `{`},
+		{[]string{"acl", "explain", "a/1", "username=alice"}, `"verdict": "allow"`},
+		{[]string{"banned", "add", "username", "zed", "why"}, `"who": "zed"`},
+		{[]string{"banned", "list"}, `"who": "zed"`},
+		{[]string{"banned", "del", "username", "zed"}, `{`},
+		{[]string{"mgmt", "insert", "bot"}, `"secret"`},
+		{[]string{"mgmt", "list"}, `"app_id": "bot"`},
+		{[]string{"mgmt", "delete", "bot"}, `{`},
+	} {
+		out, code := ctl(append([]string{"--json"}, tt.args...)...)
+		if code != 0 || !json.Valid([]byte(out)) || !strings.Contains(out, tt.want) {
+			t.Errorf("ctl --json %v: exit %d, output:\n%s\nwant JSON with %s", tt.args, code, out, tt.want)
+		}
 	}
 	// The last command: kick disconnects the client with 0x98.
 	if out, code := ctl("clients", "kick", "dev1"); code != 0 {
