@@ -967,23 +967,53 @@ func TestWebhookStatus(t *testing.T) {
 	}
 }
 
-// TestClientsPagingThousand pages through 1,000 real connections and
-// filters them.
+// TestClientsPagingThousand pages through 1,000 real sessions and applies
+// every EMQX 4 filter of GET /clients to them. Even clients are MQTT 5, odd
+// ones 3.1.1; one in four keeps its session (clean start false), and 25 of
+// those have disconnected; usernames are g0..g9.
 func TestClientsPagingThousand(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1,000 connections")
 	}
-	f := newFixture(t, nil)
+	b, addr := testutil.RunBroker(t, nil)
+	s, err := api.New(api.Options{Broker: b, Addr: "127.0.0.1:0", Apps: map[string]string{appID: appSecret}, MaxRowLimit: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, b: b, addr: addr, s: s}
 	const n = 1000
+	start := time.Now().Unix()
+	gone := 0
 	for i := range n {
-		connect(t, f.addr, fmt.Sprintf("k%04d", i), fmt.Sprintf("g%d", i%10), mqtt.V311)
+		v := mqtt.V311
+		if i%2 == 0 {
+			v = mqtt.V5
+		}
+		c := testutil.Dial(t, addr, v)
+		keep := i%4 == 3
+		if ack := c.Connect(&mqtt.Connect{ClientID: fmt.Sprintf("k%04d", i), CleanStart: !keep, KeepAlive: 60, Username: fmt.Sprintf("g%d", i%10), UsernameSet: true}); ack.ReasonCode != 0 {
+			t.Fatalf("connect %d: %v", i, ack.ReasonCode)
+		}
+		if keep && gone < 25 {
+			gone++
+			c.Send(&mqtt.Disconnect{})
+			c.ExpectClosed()
+		}
+	}
+	end := time.Now().Unix()
+	// Wait until the broker has seen the 25 disconnections.
+	for range 500 {
+		if len(decode[[]clientObj](t, f.call(http.MethodGet, "/api/v4/clients?conn_state=disconnected", "").Data)) == 25 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	seen := map[string]bool{}
-	for page := 1; ; page++ {
+	for page := 1; page <= 11; page++ {
 		r := f.call(http.MethodGet, fmt.Sprintf("/api/v4/clients?_limit=100&_page=%d", page), "")
 		cs := decode[[]clientObj](t, r.Data)
 		meta := decode[queryMeta](t, r.Meta)
-		if meta.Count != n || len(cs) != 100 {
+		if meta.Count != n || len(cs) != 100 || meta.Page != page || meta.Limit != 100 {
 			t.Fatalf("page %d: %d clients, meta %+v", page, len(cs), meta)
 		}
 		for _, c := range cs {
@@ -1006,15 +1036,49 @@ func TestClientsPagingThousand(t *testing.T) {
 		query string
 		want  int
 	}{
+		{"clientid=k0042", 1},
 		{"username=g3", 100},
 		{"_like_clientid=k09", 100},
+		{"_like_username=g", n},
 		{"username=g3&_like_clientid=k09", 10},
-		// _limit is capped by MaxRowLimit (100 in the fixture).
-		{"_like_username=g", 100},
+		{"proto_ver=5", 500},
+		{"proto_ver=4", 500},
+		{"proto_ver=5&_like_clientid=k00", 50},
+		{"proto_name=MQTT", n},
+		{"conn_state=connected", n - 25},
+		{"conn_state=disconnected", 25},
+		{"conn_state=idle", 0},
+		{"clean_start=true", 750},
+		// Offline sessions have no connection to read clean_start from.
+		{"clean_start=false", 250 - 25},
+		{"ip_address=127.0.0.1", n - 25},
+		{"ip_address=127.0.0.2", 0},
+		{"zone=external", n - 25},
+		{"zone=internal", 0},
+		{fmt.Sprintf("_gte_created_at=%d&_lte_created_at=%d", start, end), n},
+		{fmt.Sprintf("_lte_created_at=%d", start-1), 0},
+		{fmt.Sprintf("_gte_connected_at=%d", start), n - 25},
+		{fmt.Sprintf("_gte_connected_at=%d", end+1), 0},
+		{fmt.Sprintf("_lte_connected_at=%d&conn_state=connected", end), n - 25},
+		{"_lte_mqueue_len=0&_lte_mqueue_dropped=0", n},
+		{"_gte_mqueue_len=1", 0},
+		{"_gte_mqueue_dropped=1", 0},
 	} {
-		r := f.call(http.MethodGet, "/api/v4/clients?_limit=1000&"+tt.query, "")
-		if cs := decode[[]clientObj](t, r.Data); len(cs) != tt.want {
-			t.Errorf("%s: %d clients, want %d", tt.query, len(cs), tt.want)
+		r := f.call(http.MethodGet, "/api/v4/clients?_limit=10000&"+tt.query, "")
+		meta := decode[queryMeta](t, r.Meta)
+		if cs := decode[[]clientObj](t, r.Data); r.Code != 0 || len(cs) != tt.want || meta.Count != -1 || meta.HasNext {
+			t.Errorf("%s: code %d, %d clients, meta %+v; want %d, count -1", tt.query, r.Code, len(cs), meta, tt.want)
+		}
+	}
+	// A filtered list is paged too.
+	for page, want := range []struct {
+		n       int
+		hasNext bool
+	}{{100, true}, {100, true}, {100, true}, {100, true}, {100, false}, {0, false}} {
+		r := f.call(http.MethodGet, fmt.Sprintf("/api/v4/clients?proto_ver=5&_limit=100&_page=%d", page+1), "")
+		meta := decode[queryMeta](t, r.Meta)
+		if cs := decode[[]clientObj](t, r.Data); len(cs) != want.n || meta.HasNext != want.hasNext {
+			t.Errorf("proto_ver=5 page %d: %d clients, hasnext %v; want %d, %v", page+1, len(cs), meta.HasNext, want.n, want.hasNext)
 		}
 	}
 }
