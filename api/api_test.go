@@ -301,6 +301,8 @@ func TestClientsPagingAndFilters(t *testing.T) {
 		{"_limit=10&_page=3", nil, 10, false, 30},
 		{"_limit=10&_page=4", nil, 0, false, 30},
 		{"_limit=7&_page=5", []string{"c28", "c29"}, 2, false, 30},
+		// (page-1)*limit would wrap around to 0: the first page.
+		{"_limit=4&_page=4611686018427387905", nil, 0, false, 30},
 		{"clientid=c07", []string{"c07"}, 1, false, -1},
 		{"username=even&_limit=100", nil, 15, false, -1},
 		{"_like_clientid=c1", nil, 10, false, -1},

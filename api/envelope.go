@@ -99,8 +99,12 @@ func (s *Server) paging(c echo.Context) (page, limit int, err error) {
 // pageOf returns the items of page (1-based) of size limit, and whether a
 // later page has items.
 func pageOf[T any](items []T, page, limit int) ([]T, bool) {
+	// Checked before multiplying: a huge _page must not wrap around.
+	if limit < 1 || page < 1 || page-1 > len(items)/limit {
+		return []T{}, false
+	}
 	from := (page - 1) * limit
-	if from >= len(items) || from < 0 {
+	if from >= len(items) {
 		return []T{}, false
 	}
 	to := min(from+limit, len(items))
