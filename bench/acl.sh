@@ -32,6 +32,8 @@
 #   DURATION   measured interval per run    (4s)
 #   BUDGET     seconds for the whole run; runs that would not fit are skipped (170)
 #   RESULTS    file to keep the JSON result lines in (default: a temporary file)
+#   PROFILE    directory to write a broker CPU profile of each run to
+#              (<config>-<port>.prof, for go tool pprof)
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 1
@@ -138,7 +140,12 @@ write_conf() {
 # start_broker NAME PORT: start a fresh broker, set broker_pid.
 start_broker() {
 	write_conf "$1" "$2"
-	start_mqgate "$tmp/$1.conf" "$tmp/$1.log" "$2"
+	local prof=()
+	if [[ -n ${PROFILE:-} ]]; then
+		mkdir -p "$PROFILE"
+		prof=(-cpuprofile "$PROFILE/$1-$2.prof")
+	fi
+	start_mqgate "$tmp/$1.conf" "$tmp/$1.log" "$2" "${prof[@]}"
 }
 
 # explain WANT ACTION TOPIC CLIENTID QOS: ask the casbin configuration's
