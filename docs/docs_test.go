@@ -23,8 +23,8 @@ import (
 	"go.uber.org/goleak"
 )
 
-// binDir holds the mqgate binary built by TestMain; the tested shell blocks
-// find it first in PATH.
+// binDir holds the mqgate and webhook-receiver binaries built by
+// TestMain; the tested shell blocks find them first in PATH.
 var binDir string
 
 func TestMain(m *testing.M) {
@@ -34,11 +34,12 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "mqgate"), "./cmd/mqgate")
+	// The broker, and the example web hook receiver of webhooks.md.
+	build := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./cmd/mqgate", "./docs/examples/webhook-receiver")
 	build.Dir = ".."
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build ./cmd/mqgate: %v\n%s", err, out)
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
 		_ = os.RemoveAll(dir)
 		os.Exit(1)
 	}
@@ -148,7 +149,7 @@ func parseBlocks(path string) ([]*block, error) {
 // wellKnownPorts are the ports the guides use. Each guide runs with each
 // of them replaced by a free port, so that the guides can show the real
 // defaults while their test runs next to anything else.
-var wellKnownPorts = []string{"1883", "8883", "8083", "8084", "8081", "8090", "11883"}
+var wellKnownPorts = []string{"1883", "8883", "8083", "8084", "8081", "8090", "11883", "9000"}
 
 var portRE = regexp.MustCompile(`\b(` + strings.Join(wellKnownPorts, "|") + `)\b`)
 
@@ -395,7 +396,7 @@ func (g *guide) run(b *block) {
 }
 
 // matchOutput checks that every non-blank line of want, but "...", is a
-// line of got, in the same order. Runs of spaces and tabs compare equal
+// line of got, in the same order; "..." inside a line stands for any text. Runs of spaces and tabs compare equal
 // to one space, so column widths do not matter.
 func matchOutput(want, got string) error {
 	var lines []string
@@ -409,13 +410,34 @@ func matchOutput(want, got string) error {
 		if w == "" || w == "..." {
 			continue
 		}
-		j := slices.Index(lines[i:], w)
+		j := slices.IndexFunc(lines[i:], func(l string) bool { return lineMatch(w, l) })
 		if j < 0 {
 			return fmt.Errorf("expected line %q not in the output (after line %d)", w, i)
 		}
 		i += j + 1
 	}
 	return nil
+}
+
+// lineMatch reports whether line matches want, where "..." in want stands
+// for any text (an id, a time).
+func lineMatch(want, line string) bool {
+	parts := strings.Split(want, "...")
+	if len(parts) == 1 {
+		return want == line
+	}
+	rest, ok := strings.CutPrefix(line, parts[0])
+	if !ok {
+		return false
+	}
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(rest, p)
+		if i < 0 {
+			return false
+		}
+		rest = rest[i+len(p):]
+	}
+	return strings.HasSuffix(rest, parts[len(parts)-1])
 }
 
 // squeeze trims a line and turns each run of spaces and tabs into one
