@@ -1400,3 +1400,52 @@ func TestReadyzFollowsTheBroker(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishProperties sends every MQTT 5 property the publish body takes
+// and checks what a v5 subscriber receives; the message expiry interval
+// counts down, the older top-level user_properties is accepted, "return"
+// with "topics" answers one id per topic, and a retained message reaches a
+// later subscriber.
+func TestPublishProperties(t *testing.T) {
+	f := newFixture(t, nil)
+	s := connect(t, f.addr, "s5", "", mqtt.V5)
+	subscribe(t, s, "p/#", 1)
+	r := f.call(http.MethodPost, "/api/v4/mqtt/publish", `{"topic":"p/1","payload":"{}","qos":1,"properties":{
+		"payload_format_indicator":1,"message_expiry_interval":60,"response_topic":"p/reply","correlation_data":"req-7",
+		"content_type":"application/json","subscription_identifier":9,"user_properties":{"b":"2","a":"1"}}}`)
+	if r.Code != 0 {
+		t.Fatalf("publish: %+v", r)
+	}
+	p, ok := s.Read().(*mqtt.Publish)
+	if !ok {
+		t.Fatal("want PUBLISH")
+	}
+	s.Send(&mqtt.Ack{PacketType: mqtt.PUBACK, PacketID: p.PacketID})
+	pr := p.Props
+	if !pr.Has(mqtt.PropPayloadFormat) || pr.PayloadFormat != 1 || !pr.Has(mqtt.PropMessageExpiry) || pr.MessageExpiry == 0 || pr.MessageExpiry > 60 ||
+		pr.ResponseTopic != "p/reply" || string(pr.CorrelationData) != "req-7" || pr.ContentType != "application/json" ||
+		len(pr.User) != 2 || pr.User[0] != (mqtt.UserProperty{Key: "a", Value: "1"}) || pr.User[1] != (mqtt.UserProperty{Key: "b", Value: "2"}) {
+		t.Errorf("properties = %+v", pr)
+	}
+	// [MQTT-3.3.4-6] the publisher's subscription identifier is not
+	// forwarded: the subscriber has none of its own.
+	if len(pr.SubscriptionIDs) != 0 {
+		t.Errorf("subscription identifiers %v forwarded", pr.SubscriptionIDs)
+	}
+	r = f.call(http.MethodPost, "/api/v4/mqtt/publish", `{"topics":"p/2,p/3","payload":"x","user_properties":{"k":"v"},"retain":true,"return":true}`)
+	ids := decode[map[string][]string](t, r.Data)
+	if r.Code != 0 || len(ids["msgids"]) != 2 || ids["msgids"][0] == ids["msgids"][1] {
+		t.Fatalf("return with topics: %s", r.Data)
+	}
+	for _, want := range []string{"p/2", "p/3"} {
+		p, ok := s.Read().(*mqtt.Publish)
+		if !ok || p.Topic != want || len(p.Props.User) != 1 || p.Props.User[0].Value != "v" {
+			t.Fatalf("got %+v, want %s with a user property", p, want)
+		}
+	}
+	late := connect(t, f.addr, "late", "", mqtt.V311)
+	subscribe(t, late, "p/3", 0)
+	if p, ok := late.Read().(*mqtt.Publish); !ok || p.Topic != "p/3" || !p.Retain || string(p.Payload) != "x" {
+		t.Fatalf("retained message: %+v", p)
+	}
+}
