@@ -46,6 +46,8 @@ type endpoint struct {
 	timer     *time.Timer // the breaker's
 	started   bool
 	closed    bool
+	lastErr   string // the last failed attempt, for Stats
+	lastErrAt time.Time
 }
 
 // lane is the queue of one client id. It is in at most one place at a time:
@@ -195,6 +197,9 @@ func (ep *endpoint) work() {
 // held.
 func (ep *endpoint) finish(l *lane, jobs []*job, res result, probe bool) {
 	d := ep.d
+	if failed := res.retry || !(res.status >= 200 && res.status < 300); failed && !errors.Is(res.err, errClosed) {
+		ep.lastErr, ep.lastErrAt = describe(res), time.Now()
+	}
 	if res.retry {
 		l.attempt++
 		ep.fails++
@@ -426,4 +431,12 @@ func newRequest(ctx context.Context, url string, headers map[string]string, id s
 		req.Header.Set("Webhook-Signature", s.Sign(id, ts, body))
 	}
 	return req, nil
+}
+
+// describe says what went wrong with an attempt, for Stats.
+func describe(res result) string {
+	if res.status == 0 && res.err != nil {
+		return res.err.Error()
+	}
+	return fmt.Sprintf("HTTP %d", res.status)
 }

@@ -26,6 +26,31 @@ type Stats struct {
 	// BusDropped counts events lost before reaching the outbox because the
 	// bus queue was full.
 	BusDropped uint64
+	// State maps each endpoint URL to its queue and last failure.
+	State map[string]EndpointState
+}
+
+// EndpointState is the queue and the last failure of one endpoint URL.
+type EndpointState struct {
+	Pending     int           // deliveries waiting or in a request
+	Oldest      time.Duration // age of its oldest pending delivery; 0 if none
+	LastError   string        // the last failed attempt: status or error; "" if none
+	LastErrorAt time.Time
+	Open        bool // the circuit breaker holds deliveries back
+}
+
+// state reads ep's queue and last failure; it takes ep.mu.
+func (ep *endpoint) state(now time.Time) EndpointState {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	st := EndpointState{LastError: ep.lastErr, LastErrorAt: ep.lastErrAt, Open: now.Before(ep.openUntil)}
+	for _, l := range ep.lanes {
+		st.Pending += len(l.q)
+		if len(l.q) > 0 {
+			st.Oldest = max(st.Oldest, now.Sub(l.q[0].created))
+		}
+	}
+	return st
 }
 
 // Stats returns the current counters.
@@ -50,7 +75,26 @@ func (d *Dispatcher) Stats() Stats {
 			}
 		}
 	}
+	eps := make([]*endpoint, 0, len(d.eps))
+	for _, ep := range d.eps {
+		eps = append(eps, ep)
+	}
 	d.epMu.Unlock()
+	now := time.Now()
+	s.State = map[string]EndpointState{}
+	for _, ep := range eps {
+		st := ep.state(now)
+		old, seen := s.State[ep.url]
+		if seen {
+			st.Pending += old.Pending
+			st.Oldest = max(st.Oldest, old.Oldest)
+			st.Open = st.Open || old.Open
+			if old.LastErrorAt.After(st.LastErrorAt) {
+				st.LastError, st.LastErrorAt = old.LastError, old.LastErrorAt
+			}
+		}
+		s.State[ep.url] = st
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.compact()
