@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -966,6 +967,86 @@ func TestWebhookStatus(t *testing.T) {
 	defer mu.Unlock()
 	if got != 1 {
 		t.Errorf("receiver got %d requests, want 1", got)
+	}
+}
+
+// TestWebhookEndpointState: an endpoint that fails shows its queue, the age
+// of its oldest delivery and its last error (without the URL's password)
+// until it recovers.
+func TestWebhookEndpointState(t *testing.T) {
+	var failing atomic.Bool
+	failing.Store(true)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if failing.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(recv.Close)
+	bus := events.NewBus()
+	t.Cleanup(bus.Close)
+	rule, err := webhook.ParseRule("web.hook.rule.client.connected.1", `{"action":"on_client_connected"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hookURL := strings.Replace(recv.URL, "http://", "http://hook:pa55word@", 1) + "/hook"
+	d, err := webhook.New(webhook.Options{Node: "n", Rules: []webhook.Rule{rule}, URL: hookURL, Dir: t.TempDir(), PoolSize: 1,
+		RequestTimeout: 5 * time.Second, MinBackoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, BreakerThreshold: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Start(bus)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = d.Stop(ctx)
+	})
+	b, addr := testutil.RunBroker(t, func(o *broker.Options) { o.Events = bus })
+	s, err := api.New(api.Options{Broker: b, Addr: "127.0.0.1:0", Apps: map[string]string{appID: appSecret}, Webhooks: d.Stats})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, b: b, s: s}
+	connect(t, addr, "hooked", "", mqtt.V311)
+	type endpoint struct {
+		URL         string  `json:"url"`
+		Pending     int     `json:"pending"`
+		Oldest      float64 `json:"oldest_pending_seconds"`
+		LastError   string  `json:"last_error"`
+		LastErrorAt string  `json:"last_error_at"`
+	}
+	read := func() endpoint {
+		t.Helper()
+		st := decode[struct {
+			Endpoints []endpoint `json:"endpoints"`
+		}](t, f.call(http.MethodGet, "/api/v4/webhooks", "").Data)
+		if len(st.Endpoints) != 1 {
+			t.Fatalf("%d endpoints", len(st.Endpoints))
+		}
+		return st.Endpoints[0]
+	}
+	var ep endpoint
+	for range 500 {
+		if ep = read(); ep.LastError != "" && ep.Oldest > 0.05 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ep.Pending != 1 || ep.Oldest <= 0.05 || ep.LastError != "HTTP 503" || ep.LastErrorAt == "" {
+		t.Fatalf("failing endpoint = %+v", ep)
+	}
+	if strings.Contains(ep.URL, "pa55word") || !strings.Contains(ep.URL, "hook:") {
+		t.Errorf("url %q", ep.URL)
+	}
+	failing.Store(false)
+	for range 500 {
+		if ep = read(); ep.Pending == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ep.Pending != 0 || ep.Oldest != 0 || ep.LastError != "HTTP 503" {
+		t.Errorf("recovered endpoint = %+v", ep)
 	}
 }
 

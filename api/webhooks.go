@@ -3,6 +3,7 @@ package api
 import (
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/mqgate/mqgate/webhook"
@@ -21,8 +22,13 @@ type webhookCounts struct {
 
 // webhookEndpoint is one endpoint's status.
 type webhookEndpoint struct {
-	URL    string                   `json:"url"`
-	Events map[string]webhookCounts `json:"events"`
+	URL                  string                   `json:"url"`
+	Pending              int                      `json:"pending"`
+	OldestPendingSeconds float64                  `json:"oldest_pending_seconds"`
+	LastError            string                   `json:"last_error,omitempty"`
+	LastErrorAt          string                   `json:"last_error_at,omitempty"` // YYYY-MM-DD HH:MM:SS, local time
+	BreakerOpen          bool                     `json:"breaker_open"`
+	Events               map[string]webhookCounts `json:"events"`
 }
 
 // redactURL hides the password of an endpoint URL.
@@ -34,8 +40,22 @@ func redactURL(raw string) string {
 	return u.Redacted()
 }
 
+// redactErr hides the endpoint's password where an error quotes its URL.
+func redactErr(msg, rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.User == nil {
+		return msg
+	}
+	if p, ok := u.User.Password(); ok && p != "" {
+		msg = strings.ReplaceAll(msg, rawURL, u.Redacted())
+		msg = strings.ReplaceAll(msg, p, "xxxxx")
+	}
+	return msg
+}
+
 // GET /webhooks: the outbox (pending deliveries, their size, the age of
-// the oldest) and each endpoint's counts by event.
+// the oldest) and, per endpoint, its queue, oldest pending delivery, last
+// failure, circuit breaker and counts by event.
 func (s *Server) webhooks(c echo.Context) error {
 	if s.opts.Webhooks == nil {
 		return reply(c, map[string]any{"enabled": false, "endpoints": []webhookEndpoint{}})
@@ -43,7 +63,12 @@ func (s *Server) webhooks(c echo.Context) error {
 	st := s.opts.Webhooks()
 	eps := make([]webhookEndpoint, 0, len(st.Endpoints))
 	for u, events := range st.Endpoints {
-		ep := webhookEndpoint{URL: redactURL(u), Events: map[string]webhookCounts{}}
+		state := st.State[u]
+		ep := webhookEndpoint{URL: redactURL(u), Pending: state.Pending, OldestPendingSeconds: state.Oldest.Seconds(),
+			LastError: redactErr(state.LastError, u), BreakerOpen: state.Open, Events: map[string]webhookCounts{}}
+		if !state.LastErrorAt.IsZero() {
+			ep.LastErrorAt = state.LastErrorAt.Format(dateTimeFormat)
+		}
 		for ev, n := range events {
 			ep.Events[ev] = webhookCounts(n)
 		}
