@@ -1,8 +1,11 @@
 package broker_test
 
 import (
+	"context"
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/mqgate/mqgate/broker"
 	"github.com/mqgate/mqgate/internal/testutil"
@@ -166,5 +169,57 @@ func TestAdminKick(t *testing.T) {
 	}
 	if _, ok := b.Client("off"); ok {
 		t.Error("offline session still listed after kick")
+	}
+}
+
+func TestAdminReadyAndPending(t *testing.T) {
+	o := broker.DefaultOptions()
+	o.Listeners = []broker.Listener{{Name: "external", Addr: "127.0.0.1:0"}, {Name: "internal", Addr: "127.0.0.1:0"}}
+	o.ShutdownTimeout = 5 * time.Second
+	b, err := broker.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Ready(); err == nil {
+		t.Error("ready before Start")
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Ready(); err != nil {
+		t.Errorf("after Start: %v", err)
+	}
+	addr := b.Addr("external").String()
+	// One QoS 1 message inflight to an online subscriber that does not
+	// acknowledge it, two queued for an offline session.
+	on := connectClient(t, addr, "on", "", mqtt.V5, true, 0)
+	subscribe(t, on, "t", 1)
+	off := connectClient(t, addr, "off", "", mqtt.V5, false, 300)
+	subscribe(t, off, "t", 1)
+	off.Send(&mqtt.Disconnect{})
+	off.ExpectClosed()
+	for range 500 {
+		if ci, ok := b.Client("off"); ok && !ci.Connected {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for range 2 {
+		if _, _, err := b.Publish(broker.Message{Topic: "t", QoS: 1, Payload: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	on.Read()
+	on.Read()
+	if inflight, queued := b.Pending(); inflight != 2 || queued != 2 {
+		t.Errorf("Pending = %d inflight, %d queued; want 2 and 2", inflight, queued)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Ready(); err == nil || !strings.Contains(err.Error(), "shutting down") {
+		t.Errorf("after Shutdown: %v", err)
 	}
 }
