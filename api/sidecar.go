@@ -232,7 +232,7 @@ func result(v access.Verdict) string {
 }
 
 // emqxAuthn answers EMQX 5's HTTP authenticator: 200 with
-// {"result":"allow"|"deny"|"ignore","is_superuser":..,"expire_at":..}. A
+// {"result":"allow"|"deny"|"ignore","is_superuser":..,"expire_at":..,"acl":[..]}. A
 // backend outage is a 503, which EMQX counts as a backend failure rather
 // than a deny. The body template should send clientid, username, password
 // and optionally peerhost, cert_common_name and cert_subject.
@@ -251,8 +251,34 @@ func (s *Sidecar) emqxAuthn(c echo.Context) error {
 		if !d.ExpiresAt.IsZero() {
 			out["expire_at"] = d.ExpiresAt.Unix()
 		}
+		if len(d.ACL) > 0 {
+			out["acl"] = emqxACL(d.ACL)
+		}
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// emqxRule is one rule of the "acl" list of an EMQX 5.8 HTTP authenticator
+// answer (the new ACL format: permission, action, topic).
+type emqxRule struct {
+	Permission string `json:"permission"`
+	Action     string `json:"action"`
+	Topic      string `json:"topic"`
+}
+
+// emqxACL turns the rules granted at authentication (JWT claims, for
+// example) into EMQX's "acl" list, which EMQX checks before its
+// authorizers.
+func emqxACL(rules []access.Rule) []emqxRule {
+	out := make([]emqxRule, 0, len(rules))
+	for _, r := range rules {
+		action := "all"
+		if r.Action != 0 {
+			action = r.Action.String()
+		}
+		out = append(out, emqxRule{Permission: result(r.Verdict), Action: action, Topic: r.Filter})
+	}
+	return out
 }
 
 // parseAction reads EMQX's action placeholder.

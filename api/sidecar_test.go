@@ -171,6 +171,11 @@ func TestSidecarAnswerShapes(t *testing.T) {
 		switch string(id.Password) {
 		case "root":
 			return access.Decision{Verdict: access.Allow, Superuser: true, ExpiresAt: exp}
+		case "claims":
+			return access.Decision{Verdict: access.Allow, ACL: []access.Rule{
+				{Verdict: access.Allow, Action: access.Publish, Filter: "dev/1/#"},
+				{Verdict: access.Deny, Filter: "#"},
+			}}
 		case "tok.en":
 			return access.Decision{Verdict: access.Allow}
 		case "down":
@@ -196,6 +201,10 @@ func TestSidecarAnswerShapes(t *testing.T) {
 		want                         string // exact body, JSON compared as text
 	}{
 		{"emqx superuser", "POST", "/emqx/authn", js, `{"clientid":"c","username":"root","password":"root"}`, [2]string{}, 200, `{"expire_at":1900000000,"is_superuser":true,"result":"allow"}`},
+		// EMQX 5.8 checks the "acl" list of the answer before its
+		// authorizers.
+		{"emqx acl from claims", "POST", "/emqx/authn", js, `{"clientid":"c","username":"d1","password":"claims"}`, [2]string{}, 200,
+			`{"acl":[{"action":"publish","permission":"allow","topic":"dev/1/#"},{"action":"all","permission":"deny","topic":"#"}],"is_superuser":false,"result":"allow"}`},
 		{"emqx authn outage", "POST", "/emqx/authn", js, `{"clientid":"c","username":"u","password":"down"}`, [2]string{}, 503, `{"error":"authentication backend unavailable"}`},
 		{"emqx authz outage", "POST", "/emqx/authz", js, `{"clientid":"c","username":"u","action":"publish","topic":"down"}`, [2]string{}, 503, `{"error":"authorization backend unavailable"}`},
 		{"emqx deny has no is_superuser", "POST", "/emqx/authn", js, `{"clientid":"c","username":"u","password":"x"}`, [2]string{}, 200, `{"result":"deny"}`},
