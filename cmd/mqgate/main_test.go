@@ -100,12 +100,14 @@ func TestServePortInUse(t *testing.T) {
 
 var listenRE = regexp.MustCompile(`msg=listening .*addr=(127\.0\.0\.1:\d+)`)
 
-// TestServeGracefulShutdown runs mqgate serve in a child process, connects
-// a v5 client, sends SIGTERM and expects DISCONNECT 0x8B and exit status 0.
+// TestServeGracefulShutdown runs mqgate serve -cpuprofile in a child
+// process, connects a v5 client, sends SIGTERM and expects DISCONNECT 0x8B,
+// exit status 0 and a CPU profile written out.
 func TestServeGracefulShutdown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "serve")
+	prof := filepath.Join(t.TempDir(), "cpu.prof")
+	cmd := exec.CommandContext(ctx, os.Args[0], "serve", "-cpuprofile", prof)
 	cmd.Env = append(os.Environ(),
 		"MQGATE_TEST_MAIN=1",
 		"MQGATE__LISTENER__TCP__EXTERNAL=127.0.0.1:0",
@@ -152,6 +154,10 @@ func TestServeGracefulShutdown(t *testing.T) {
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("mqgate exit: %v", err)
+	}
+	// A profile is gzip-compressed protobuf: it starts with the gzip magic.
+	if b, err := os.ReadFile(prof); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("CPU profile: %d bytes, %v", len(b), err)
 	}
 }
 
