@@ -48,6 +48,11 @@ type Broker struct {
 	// records (a leaf lock: taken around retained.Set/Delete and
 	// store.Put/Delete only).
 	retainMu sync.Mutex
+	// persistMu orders the reference counts of messages held by durable
+	// session entries (message.refs) with the log records of the messages
+	// (a leaf lock: taken under session.mu around the count and
+	// store.Write only).
+	persistMu sync.Mutex
 
 	started time.Time
 	msgSeq  atomic.Uint64 // message ids

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mqgate/mqgate/access"
@@ -56,6 +57,9 @@ type conn struct {
 
 	// Inbound v5 state, reader goroutine only.
 	aliasIn map[uint16]string
+
+	// ackWait counts acknowledgements waiting for the log (see writeAck).
+	ackWait atomic.Int32
 
 	// Outbound limits the client announced (v5), read-only after CONNECT.
 	clientMaxPacket uint32 // 0 = unlimited

@@ -336,10 +336,15 @@ func (b *Broker) attach(c *conn, p *mqtt.Connect, expiry time.Duration, never bo
 			old.expiryT.Stop()
 			old.expiryT = nil
 		}
-		if old.willT != nil {
-			// [MQTT-3.1.3-9] a reconnect before the will delay cancels it.
-			old.willT.Stop()
-			old.willT = nil
+		if old.willT != nil || old.willAtEnd != nil {
+			if old.willT != nil {
+				// [MQTT-3.1.3-9] a reconnect before the will delay cancels it.
+				old.willT.Stop()
+				old.willT = nil
+			}
+			if old.persisted {
+				old.unlogWill()
+			}
 		}
 		old.willAtEnd = nil
 		if p.CleanStart {
@@ -374,6 +379,12 @@ func (b *Broker) attach(c *conn, p *mqtt.Connect, expiry time.Duration, never bo
 	s.version = p.Version
 	s.expiry, s.neverEnds = expiry, never
 	s.username, s.usernameOK = p.Username, p.UsernameSet
+	if b.store != nil && (expiry > 0 || never) {
+		s.persisted = true
+	}
+	if s.persisted {
+		s.logHeader(time.Time{})
+	}
 	c.sess = s
 	c.aliasOut = nil
 	ack.SessionPresent = present
@@ -450,6 +461,7 @@ func (b *Broker) detach(c *conn, why string) {
 		b.endSession(s, "normal")
 		return
 	}
+	now := time.Now()
 	if will != nil {
 		delay := time.Duration(0)
 		if will.Props.Has(mqtt.PropWillDelay) {
@@ -458,18 +470,10 @@ func (b *Broker) detach(c *conn, why string) {
 		if delay > 0 && (s.neverEnds || delay < s.expiry) {
 			// [MQTT-3.1.3-9] the will waits for its delay unless the client
 			// comes back first.
-			s.willT = time.AfterFunc(delay, func() {
-				if b.ctx.Err() != nil {
-					return // shutting down
-				}
-				s.mu.Lock()
-				due := s.willT != nil && s.conn == nil
-				s.willT = nil
-				s.mu.Unlock()
-				if due {
-					b.publishWill(c)
-				}
-			})
+			s.armWill(c, delay)
+			if s.persisted {
+				s.logWill(c, now.Add(delay))
+			}
 		} else if delay == 0 {
 			s.mu.Unlock()
 			b.publishWill(c)
@@ -478,13 +482,40 @@ func (b *Broker) detach(c *conn, why string) {
 			// The session ends before the will delay: the will goes out
 			// when the session ends.
 			s.willAtEnd = c
+			if s.persisted {
+				s.logWill(c, now.Add(delay))
+			}
 		}
+	}
+	if s.persisted && s.conn == nil {
+		s.logHeader(now)
 	}
 	if !s.neverEnds && s.conn == nil {
 		exp := s.expiry
 		s.expiryT = time.AfterFunc(exp, func() { b.expireSession(s, c) })
 	}
 	s.mu.Unlock()
+}
+
+// armWill publishes c's will after delay unless a connection attaches to
+// the session first. Lock held.
+func (s *session) armWill(c *conn, delay time.Duration) {
+	b := s.b
+	s.willT = time.AfterFunc(delay, func() {
+		if b.ctx.Err() != nil {
+			return // shutting down
+		}
+		s.mu.Lock()
+		due := s.willT != nil && s.conn == nil
+		s.willT = nil
+		if due && s.persisted {
+			s.unlogWill()
+		}
+		s.mu.Unlock()
+		if due {
+			b.publishWill(c)
+		}
+	})
 }
 
 // expireSession ends an offline session whose expiry passed
@@ -503,7 +534,7 @@ func (b *Broker) expireSession(s *session, c *conn) {
 	}
 	s.ended = true
 	delete(b.sessions, s.id)
-	pendingWill := s.willT != nil || s.willAtEnd == c
+	pendingWill := s.willT != nil || (c != nil && s.willAtEnd == c)
 	if s.willT != nil {
 		s.willT.Stop()
 		s.willT = nil
@@ -512,7 +543,7 @@ func (b *Broker) expireSession(s *session, c *conn) {
 	s.expiryT = nil
 	s.mu.Unlock()
 	b.mu.Unlock()
-	if pendingWill {
+	if pendingWill && c != nil {
 		b.publishWill(c)
 	}
 	b.index.UnsubscribeAll(s)
@@ -605,8 +636,13 @@ func protoName(s string) string {
 	return s
 }
 
-// sessionEvent publishes a session.* event.
+// sessionEvent publishes a session.* event. A session that ends
+// (terminated or discarded, whoever ends it) is deleted from the log here,
+// the one place every end goes through.
 func (b *Broker) sessionEvent(k events.Kind, s *session, reason string) {
+	if k == events.SessionTerminated || k == events.SessionDiscarded {
+		s.forget()
+	}
 	if bus := b.opts.Events; bus.Wants(k) {
 		bus.Publish(&events.Event{Kind: k, ClientID: s.id, Username: s.username, UsernameSet: s.usernameOK, Reason: reason})
 	}

@@ -111,8 +111,9 @@ type Options struct {
 	SharedStrategy  topics.Strategy
 	ShutdownTimeout time.Duration
 
-	// StoreDir is the directory of the durable state (retained messages
-	// today, under StoreDir/broker); "" keeps everything in memory only.
+	// StoreDir is the directory of the durable state (persistent
+	// sessions and retained messages, under StoreDir/broker); "" keeps
+	// everything in memory only.
 	// StoreSync and StoreBatchInterval tune its group commit.
 	StoreDir           string
 	StoreSync          wal.Sync

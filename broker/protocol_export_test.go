@@ -15,3 +15,13 @@ func (b *Broker) SessionState(id string) (exists, online bool) {
 	defer s.mu.Unlock()
 	return true, s.conn != nil
 }
+
+// StoreRecords returns the number of records the broker has written to its
+// log since Start (0 without a store): tests use it to check that a path
+// never touches the disk.
+func (b *Broker) StoreRecords() uint64 {
+	if b.store == nil {
+		return 0
+	}
+	return b.store.Records()
+}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"sync"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/mqgate/mqgate/broker/topics"
 	"github.com/mqgate/mqgate/events"
 	"github.com/mqgate/mqgate/mqtt"
+	"github.com/mqgate/mqgate/store/wal"
 )
 
 // handlePublish handles an inbound PUBLISH: topic alias, limits,
@@ -67,7 +69,7 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 		if _, dup := s.awaitRel[p.PacketID]; dup {
 			// [MQTT-4.3.3-9] a resent QoS 2 PUBLISH is not delivered again.
 			s.mu.Unlock()
-			c.writePacket(&mqtt.Ack{PacketType: mqtt.PUBREC, PacketID: p.PacketID})
+			c.writeAck(&mqtt.Ack{PacketType: mqtt.PUBREC, PacketID: p.PacketID}, false)
 			return nil
 		}
 		// 3.1.x has no Receive Maximum, so its clients cannot know ours:
@@ -90,33 +92,75 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 		// v5 tells the publisher; 3.1.x has no way to, the message is dropped.
 		switch p.QoS {
 		case 1:
-			c.writePacket(&mqtt.Ack{PacketType: mqtt.PUBACK, PacketID: p.PacketID, ReasonCode: mqtt.NotAuthorized})
+			c.writeAck(&mqtt.Ack{PacketType: mqtt.PUBACK, PacketID: p.PacketID, ReasonCode: mqtt.NotAuthorized}, false)
 		case 2:
-			c.writePacket(&mqtt.Ack{PacketType: mqtt.PUBREC, PacketID: p.PacketID, ReasonCode: mqtt.NotAuthorized})
+			c.writeAck(&mqtt.Ack{PacketType: mqtt.PUBREC, PacketID: p.PacketID, ReasonCode: mqtt.NotAuthorized}, false)
 		}
 		return nil
 	}
 
 	m := c.newMessage(p)
-	n := b.publish(m)
+	// logged is set when routing wrote to the log (a retained message, an
+	// entry of a persistent session): the acknowledgement then waits until
+	// the log says it is durable.
+	var logged bool
+	var lp *bool
+	if p.QoS > 0 {
+		lp = &logged
+	}
+	n := b.route(m, lp)
 	code := mqtt.Success
 	if n == 0 && c.version == mqtt.V5 {
 		code = mqtt.NoMatchingSubscribers
 	}
 	switch p.QoS {
 	case 1:
-		c.writePacket(&mqtt.Ack{PacketType: mqtt.PUBACK, PacketID: p.PacketID, ReasonCode: code})
+		c.writeAck(&mqtt.Ack{PacketType: mqtt.PUBACK, PacketID: p.PacketID, ReasonCode: code}, logged)
 	case 2:
 		s := c.sess
 		s.mu.Lock()
 		if s.awaitRel == nil {
 			s.awaitRel = make(map[uint16]time.Time)
 		}
-		s.awaitRel[p.PacketID] = time.Now()
+		now := time.Now()
+		s.awaitRel[p.PacketID] = now
+		if s.persisted {
+			// After the message's own records: once this one is durable,
+			// so are they, and a resent PUBLISH is known for a duplicate.
+			s.logRel(p.PacketID, now)
+			logged = true
+		}
 		s.mu.Unlock()
-		c.writePacket(&mqtt.Ack{PacketType: mqtt.PUBREC, PacketID: p.PacketID, ReasonCode: code})
+		c.writeAck(&mqtt.Ack{PacketType: mqtt.PUBREC, PacketID: p.PacketID, ReasonCode: code}, logged)
 	}
 	return nil
+}
+
+// writeAck queues an acknowledgement of an inbound PUBLISH or PUBREL. When
+// durable is set (what it acknowledges was written to the log) it is sent
+// once the log says the write is durable, from the log's writer goroutine,
+// without holding up the reader; an acknowledgement that follows one still
+// waiting takes the same way, so that they go out in the order of the
+// packets they answer [MQTT-4.6.0-2] [MQTT-4.6.0-3]. An acknowledgement
+// whose write cannot become durable (the log is closed or failed) is never
+// sent: the client sends the packet again.
+func (c *conn) writeAck(a *mqtt.Ack, durable bool) {
+	st := c.b.store
+	if st == nil || (!durable && c.ackWait.Load() == 0) {
+		c.writePacket(a)
+		return
+	}
+	c.ackWait.Add(1)
+	err := st.Barrier(func() {
+		c.writePacket(a)
+		c.ackWait.Add(-1)
+	})
+	if err != nil {
+		c.ackWait.Add(-1)
+		if !errors.Is(err, wal.ErrClosed) {
+			c.b.log.Error("acknowledgement dropped: the durable state cannot be written", "client", c.clientID, "err", err)
+		}
+	}
 }
 
 // newMessage turns an inbound PUBLISH into a routed message.
@@ -156,13 +200,20 @@ func (c *conn) handleAck(p *mqtt.Ack) error {
 		s.mu.Lock()
 		_, ok := s.awaitRel[p.PacketID]
 		delete(s.awaitRel, p.PacketID)
+		logged := ok && s.persisted
+		if logged {
+			// Durable before PUBCOMP: a packet id still in the log after
+			// a crash would make the client's next QoS 2 message with
+			// that id look like a duplicate.
+			s.unlogRel(p.PacketID)
+		}
 		s.mu.Unlock()
 		code := mqtt.Success
 		if !ok && c.version == mqtt.V5 {
 			code = mqtt.PacketIDNotFound
 		}
 		// [MQTT-4.3.3-11] answer PUBREL with PUBCOMP.
-		c.writePacket(&mqtt.Ack{PacketType: mqtt.PUBCOMP, PacketID: p.PacketID, ReasonCode: code})
+		c.writeAck(&mqtt.Ack{PacketType: mqtt.PUBCOMP, PacketID: p.PacketID, ReasonCode: code}, logged)
 		return nil
 	}
 	c.sess.ack(c, p)
@@ -174,9 +225,13 @@ var matchPool = sync.Pool{New: func() any { s := make([]topics.Sub, 0, 16); retu
 
 // publish routes m to every matching subscription, stores or clears it as
 // a retained message, and returns the number of deliveries.
-func (b *Broker) publish(m *message) int {
-	if m.retain {
-		b.storeRetained(m)
+func (b *Broker) publish(m *message) int { return b.route(m, nil) }
+
+// route is publish; it sets *logged (when logged is not nil) if it wrote
+// to the log.
+func (b *Broker) route(m *message, logged *bool) int {
+	if m.retain && b.storeRetained(m) && logged != nil {
+		*logged = true
 	}
 	if bus := b.opts.Events; !m.sys && bus.Wants(events.MessagePublish) {
 		bus.Publish(b.messageEvent(events.MessagePublish, m, m.from, ""))
@@ -225,7 +280,7 @@ func (b *Broker) publish(m *message) int {
 			qos = m.qos
 		}
 		// [MQTT-3.3.1-12] [MQTT-3.3.1-13] retain as published, else cleared.
-		s.deliver(delivery{msg: m, qos: qos, retain: m.retain && rap, subIDs: ids, enc: &enc})
+		s.deliver(delivery{msg: m, qos: qos, retain: m.retain && rap, subIDs: ids, enc: &enc, logged: logged})
 		n++
 	}
 	enc.release()
@@ -239,31 +294,32 @@ func (b *Broker) publish(m *message) int {
 }
 
 // storeRetained sets or clears the retained message of m's topic
-// [MQTT-3.3.1-5] [MQTT-3.3.1-6] [MQTT-3.3.1-10] [MQTT-3.3.1-11].
-func (b *Broker) storeRetained(m *message) {
+// [MQTT-3.3.1-5] [MQTT-3.3.1-6] [MQTT-3.3.1-10] [MQTT-3.3.1-11]. It
+// reports whether it wrote to the log.
+func (b *Broker) storeRetained(m *message) bool {
 	if len(m.payload) == 0 {
 		b.retainMu.Lock()
+		defer b.retainMu.Unlock()
 		if b.retained.Delete(m.topic) {
-			b.persistRetained(m.topic, nil)
+			return b.persistRetained(m.topic, nil)
 		}
-		b.retainMu.Unlock()
-		return
+		return false
 	}
 	if max := b.opts.MaxRetainedPayload; max > 0 && len(m.payload) > max {
 		b.log.Debug("retained message too large, not stored", "topic_len", len(m.topic), "size", len(m.payload))
-		return
+		return false
 	}
 	if max := b.opts.MaxRetained; max > 0 && b.retained.Count() >= max {
 		if _, exists := b.retained.Get(m.topic); !exists {
 			b.log.Debug("retained store full, message not stored", "max", max)
-			return
+			return false
 		}
 	}
 	b.m.msgRetained.Add(1)
 	b.retainMu.Lock()
+	defer b.retainMu.Unlock()
 	b.retained.Set(m.topic, m)
-	b.persistRetained(m.topic, m)
-	b.retainMu.Unlock()
+	return b.persistRetained(m.topic, m)
 }
 
 // authorize asks the Authorizer (or applies acl_nomatch) for this client.

@@ -28,6 +28,8 @@ type message struct {
 	fromUser string
 	userSet  bool
 	sys      bool // a $SYS message from the broker
+
+	refs int32 // durable session entries that refer to it; Broker.persistMu
 }
 
 // expired reports whether the message's expiry has passed at now.
@@ -54,6 +56,7 @@ type outMsg struct {
 	state  outState
 	seq    uint64    // send order, for redelivery in order
 	sent   time.Time // last (re)send, for retry_interval
+	pk     uint64    // key of its durable entry; 0 = not in the log
 }
 
 // session is the state of one client id: subscriptions, outbound QoS 1/2
@@ -85,6 +88,8 @@ type session struct {
 	usernameOK bool
 	dropped    uint64
 	ended      bool
+	persisted  bool   // its changes go to the log (see persist.go)
+	pseq       uint64 // last key of a durable entry
 }
 
 // subEntry is one subscription as the session remembers it.
@@ -139,6 +144,8 @@ type delivery struct {
 	retain bool
 	subIDs []uint32
 	enc    *encCache // shared encodings of this message; may be nil
+	pk     uint64    // the durable entry of a queued message; 0 = none
+	logged *bool     // set when the delivery wrote to the log; may be nil
 }
 
 // deliver hands d to the session: written at once when the client is online
@@ -176,9 +183,16 @@ func (s *session) enqueue(d delivery) {
 		old := s.queue[0]
 		s.queue[0] = outMsg{}
 		s.queue = s.queue[1:]
+		if old.pk != 0 {
+			s.unlogEntry(old.msg, old.pk)
+		}
 		s.onDropped(old.msg, "queue_full")
 	}
-	s.queue = append(s.queue, outMsg{msg: d.msg, qos: d.qos, retain: d.retain, subIDs: d.subIDs})
+	om := outMsg{msg: d.msg, qos: d.qos, retain: d.retain, subIDs: d.subIDs}
+	if s.persisted && d.qos > 0 {
+		s.logEntry(&om, d.logged)
+	}
+	s.queue = append(s.queue, om)
 }
 
 func (s *session) onDropped(m *message, reason string) {
@@ -211,6 +225,9 @@ func (s *session) send(d delivery) {
 		// Too large for the client, or expired: the message is dropped.
 		// A QoS 1/2 message that only missed a closing connection stays
 		// in flight for the next one [MQTT-4.4.0-1].
+		if d.pk != 0 {
+			s.unlogEntry(d.msg, d.pk)
+		}
 		return
 	}
 	if om != nil {
@@ -218,6 +235,10 @@ func (s *session) send(d delivery) {
 			s.inflight = make(map[uint16]*outMsg)
 		}
 		s.inflight[pid] = om
+		if s.persisted {
+			om.pk = d.pk
+			s.logEntry(om, d.logged)
+		}
 	}
 }
 
@@ -239,9 +260,12 @@ func (s *session) drain() {
 		if q.msg.expired(now) {
 			s.b.m.droppedExpired.Add(1)
 			s.onDropped(q.msg, "expired")
+			if q.pk != 0 {
+				s.unlogEntry(q.msg, q.pk)
+			}
 			continue
 		}
-		s.send(delivery{msg: q.msg, qos: q.qos, retain: q.retain, subIDs: q.subIDs})
+		s.send(delivery{msg: q.msg, qos: q.qos, retain: q.retain, subIDs: q.subIDs, pk: q.pk})
 		if s.conn == nil {
 			i++
 			break
@@ -272,6 +296,9 @@ func (s *session) resend() {
 		d := delivery{msg: om.msg, qos: om.qos, retain: om.retain, subIDs: om.subIDs}
 		if !s.conn.writePublish(d, om.pid, true) && !s.conn.isStopping() {
 			delete(s.inflight, om.pid)
+			if om.pk != 0 {
+				s.unlogEntry(om.msg, om.pk)
+			}
 		}
 	}
 }
@@ -309,6 +336,9 @@ func (s *session) ack(c *conn, p *mqtt.Ack) {
 		}
 		om.state = awaitPubcomp
 		om.sent = time.Now()
+		if om.pk != 0 {
+			s.logEntry(om, nil)
+		}
 		// [MQTT-4.3.3-3] answer PUBREC with PUBREL.
 		c.writePacket(&mqtt.Ack{PacketType: mqtt.PUBREL, PacketID: p.PacketID})
 		return
@@ -323,6 +353,9 @@ func (s *session) ack(c *conn, p *mqtt.Ack) {
 }
 
 func (s *session) acked(om *outMsg) {
+	if om.pk != 0 {
+		s.unlogEntry(om.msg, om.pk)
+	}
 	s.b.m.msgAcked.Add(1)
 	if bus := s.b.opts.Events; bus.Wants(events.MessageAcked) {
 		e := s.b.messageEvent(events.MessageAcked, om.msg, s.id, "")

@@ -92,8 +92,12 @@ func (c *conn) subscribeOne(sub mqtt.Subscription, subID uint32) (mqtt.ReasonCod
 	if s.subs == nil {
 		s.subs = make(map[string]subEntry)
 	}
-	s.subs[sub.Filter] = subEntry{sub: ts, added: time.Now()}
+	e := subEntry{sub: ts, added: time.Now()}
+	s.subs[sub.Filter] = e
 	s.nsubs.Store(int32(len(s.subs)))
+	if s.persisted {
+		s.logSub(sub.Filter, e)
+	}
 	s.mu.Unlock()
 	// [MQTT-3.8.4-3] a subscription to an existing filter replaces it.
 	b.index.Subscribe(ts)
@@ -167,6 +171,9 @@ func (c *conn) handleUnsubscribe(p *mqtt.Unsubscribe) error {
 		_, had := s.subs[f]
 		delete(s.subs, f)
 		s.nsubs.Store(int32(len(s.subs)))
+		if had && s.persisted {
+			s.unlogSub(f)
+		}
 		s.mu.Unlock()
 		removed := b.index.Unsubscribe(s, filter, group)
 		if had || removed {

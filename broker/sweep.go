@@ -50,6 +50,9 @@ func (s *session) sweep(now time.Time) {
 		for id, at := range s.awaitRel {
 			if now.Sub(at) > t {
 				delete(s.awaitRel, id)
+				if s.persisted {
+					s.unlogRel(id)
+				}
 			}
 		}
 	}

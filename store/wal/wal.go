@@ -189,6 +189,7 @@ type Log struct {
 	size        atomic.Int64 // bytes of all segment files
 	compactions atomic.Uint64
 	syncs       atomic.Uint64
+	records     atomic.Uint64 // puts and deletes accepted by Write
 }
 
 // Open opens the log in dir, creating the directory if needed, and calls
@@ -449,6 +450,7 @@ func (l *Log) Write(ops []Op, done func()) error {
 	}
 	l.units = append(l.units, unit{end: len(l.pend), ops: len(l.pops), done: done})
 	l.mu.Unlock()
+	l.records.Add(uint64(len(ops)))
 	select {
 	case l.wake <- struct{}{}:
 	default:
@@ -478,6 +480,9 @@ func (l *Log) Size() int64 { return l.size.Load() }
 func (l *Log) Stats() (compactions, syncs uint64) {
 	return l.compactions.Load(), l.syncs.Load()
 }
+
+// Records returns the number of puts and deletes written since Open.
+func (l *Log) Records() uint64 { return l.records.Load() }
 
 // Close writes what is pending, makes it durable and releases the files.
 func (l *Log) Close() error {
