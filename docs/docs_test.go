@@ -201,8 +201,11 @@ func guides(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) < 3 {
-		t.Fatalf("%d guides: %v", len(files), files)
+	for _, want := range []string{"README.md", "getting-started.md", "migrating-from-emqx4.md", "auth-and-acl.md",
+		"webhooks.md", "operations.md", "security.md"} {
+		if !slices.Contains(files, want) {
+			t.Errorf("docs/%s is missing", want)
+		}
 	}
 	return files
 }
@@ -518,4 +521,31 @@ func (g *guide) stopAll() {
 		}
 	}
 	g.bg = nil
+}
+
+// TestLinks checks that every relative link of the guides and of the
+// top-level README names a file or directory of the repository.
+func TestLinks(t *testing.T) {
+	files := append(guides(t), "../README.md")
+	re := regexp.MustCompile(`\]\(([^)#\s]+)(#[^)\s]*)?\)`)
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			n++
+			if _, err := os.Stat(filepath.Join(filepath.Dir(f), target)); err != nil {
+				t.Errorf("%s: link to %s: %v", f, target, err)
+			}
+		}
+	}
+	if n < 30 {
+		t.Errorf("%d relative links checked", n)
+	}
 }
