@@ -4,13 +4,19 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mqgate/mqgate/config"
 	"go.uber.org/goleak"
@@ -306,24 +312,134 @@ func TestKubernetes(t *testing.T) {
 	}
 }
 
-// registered returns the metric family names the source registers.
-func registered(t *testing.T) map[string]bool {
-	names := map[string]bool{"up": true}
-	re := regexp.MustCompile(`"(mqgate_[a-z_]+)"`)
-	for _, f := range []string{"../api/metrics.go", "../api/webhooks.go", "../authn/prometheus.go", "../cmd/mqgate/api.go"} {
-		b, err := os.ReadFile(f)
+// series is one sample line of a Prometheus text exposition: its family
+// name and labels.
+type series struct {
+	name   string
+	labels map[string]string
+}
+
+var (
+	sampleRE = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? `)
+	labelRE  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
+)
+
+// parseExposition reads the samples of a Prometheus text exposition.
+func parseExposition(text string) []series {
+	var out []series
+	for l := range strings.SplitSeq(text, "\n") {
+		m := sampleRE.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		s := series{name: m[1], labels: map[string]string{}}
+		for _, lm := range labelRE.FindAllStringSubmatch(m[3], -1) {
+			s.labels[lm[1]] = lm[2]
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// scrapeLiveBroker starts the binary the Dockerfile builds with every
+// part that exports metrics turned on (JWT authentication, Casbin and
+// acl.conf authorization, web hooks), on free ports of 127.0.0.1, and
+// returns what its /metrics serves. The broker gets SIGTERM before the
+// function returns and must exit 0.
+func scrapeLiveBroker(t *testing.T) string {
+	t.Helper()
+	bin := buildLikeDockerfile(t)
+	dir := t.TempDir()
+	free := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range re.FindAllSubmatch(b, -1) {
-			names[string(m[1])] = true
+		defer l.Close()
+		return l.Addr().String()
+	}
+	api, hook := free(), free()
+	policies, err := filepath.Abs("../policies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "acl.conf"), []byte("{allow, all}.\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := strings.Join([]string{
+		"node.data_dir = data",
+		"listener.tcp.external = " + free(),
+		"management.listener.http = " + api,
+		"auth.chain = jwt",
+		"auth.jwt.secret = 0123456789abcdef0123456789abcdef",
+		"acl.chain = casbin, file",
+		"acl.casbin.model = " + filepath.Join(policies, "model.conf"),
+		"acl.casbin.policy = " + filepath.Join(policies, "policy.csv"),
+		"acl_file = acl.conf",
+		"web.hook.url = http://" + hook + "/hook",
+		`web.hook.rule.message.publish.1 = {"action": "on_message_publish"}`,
+		`web.hook.rule.client.connected.1 = {"action": "on_client_connected"}`,
+	}, "\n") + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "mqgate.conf"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", "-c", "mqgate.conf")
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("mqgate serve: %v\n%s", err, out.String())
+			}
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Errorf("mqgate serve did not stop within 20 s of SIGTERM")
 		}
 	}
-	return names
+	defer stop()
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get("http://" + api + "/metrics")
+		if err == nil {
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil && resp.StatusCode == http.StatusOK {
+				return string(b)
+			}
+		}
+		if time.Now().After(deadline) || len(done) > 0 {
+			t.Fatalf("no /metrics: %v", err)
+		}
+	}
 }
 
+var (
+	// selectorRE finds metric{matchers} and bare metric names in PromQL.
+	selectorRE = regexp.MustCompile(`\b([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?`)
+	matcherRE  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*")`)
+	byRE       = regexp.MustCompile(`\bby\s*\(([^)]*)\)`)
+)
+
+// TestMonitoringMetricNames starts a real broker, scrapes /metrics and
+// checks every metric of the alert rules and the Grafana dashboard against
+// it: each family is exported, each label value an = or =~ matcher asks
+// for exists, and each "by" label is a label of the family.
 func TestMonitoringMetricNames(t *testing.T) {
-	names := registered(t)
+	exported := map[string][]series{}
+	for _, s := range parseExposition(scrapeLiveBroker(t)) {
+		exported[s.name] = append(exported[s.name], s)
+	}
+	if len(exported) < 40 {
+		t.Fatalf("%d metric families on /metrics", len(exported))
+	}
 	b, err := os.ReadFile("monitoring/grafana-dashboard.json")
 	if err != nil {
 		t.Fatal(err)
@@ -350,12 +466,62 @@ func TestMonitoringMetricNames(t *testing.T) {
 	if len(exprs) < 20 {
 		t.Fatalf("%d expressions", len(exprs))
 	}
-	re := regexp.MustCompile(`\b(mqgate_[a-z_]+)`)
+	// Added by Prometheus or by its scrape configuration, not by mqgate.
+	external := map[string]bool{"instance": true, "job": true}
+	checked := 0
 	for _, e := range exprs {
-		for _, m := range re.FindAllStringSubmatch(e, -1) {
-			if !names[m[1]] {
-				t.Errorf("%q uses %s, which mqgate does not register", e, m[1])
+		var families []string
+		for _, m := range selectorRE.FindAllStringSubmatch(e, -1) {
+			name := m[1]
+			if !strings.HasPrefix(name, "mqgate_") && !strings.HasPrefix(name, "process_") && !strings.HasPrefix(name, "go_") {
+				continue // functions, keywords, label names, up
+			}
+			ss := exported[name]
+			if ss == nil {
+				t.Errorf("%q uses %s, which /metrics does not export", e, name)
+				continue
+			}
+			checked++
+			families = append(families, name)
+			for _, mm := range matcherRE.FindAllStringSubmatch(m[2], -1) {
+				label, op := mm[1], mm[2]
+				if external[label] || op == "!=" || op == "!~" {
+					continue
+				}
+				val, err := strconv.Unquote(mm[3])
+				if err != nil {
+					t.Errorf("%q: matcher %s: %v", e, mm[0], err)
+					continue
+				}
+				match := func(v string) bool { return v == val }
+				if op == "=~" {
+					re, err := regexp.Compile("^(?:" + val + ")$")
+					if err != nil {
+						t.Errorf("%q: matcher %s: %v", e, mm[0], err)
+						continue
+					}
+					match = re.MatchString
+				}
+				if !slices.ContainsFunc(ss, func(s series) bool { return match(s.labels[label]) }) {
+					t.Errorf("%q: no series of %s has %s%s%q", e, name, label, op, val)
+				}
 			}
 		}
+		for _, m := range byRE.FindAllStringSubmatch(e, -1) {
+			for l := range strings.SplitSeq(m[1], ",") {
+				l = strings.TrimSpace(l)
+				if external[l] {
+					continue
+				}
+				for _, f := range families {
+					if !slices.ContainsFunc(exported[f], func(s series) bool { _, ok := s.labels[l]; return ok }) {
+						t.Errorf("%q: sums by %s, which %s does not have", e, l, f)
+					}
+				}
+			}
+		}
+	}
+	if checked < 30 {
+		t.Errorf("%d metric references checked", checked)
 	}
 }
