@@ -13,7 +13,8 @@
 // in memory and returns at once; one goroutine writes the buffer with one
 // write(2) and makes it durable with one fsync, then calls each writer's
 // done function, in the order of the writes. SyncAlways makes every Write
-// durable on its own (one fsync each); SyncBatch (the default) covers all
+// with a done function durable on its own (one fsync each; writes without
+// one, which nobody waits for, share the next); SyncBatch (the default) covers all
 // the writes that arrived meanwhile, plus those of BatchInterval, with one
 // fsync. A caller that must not answer before its records are durable (a
 // PUBACK) passes a done function.
@@ -64,7 +65,8 @@ const (
 	// SyncBatch group-commits: one fsync covers every write that arrived
 	// since the last one.
 	SyncBatch Sync = iota
-	// SyncAlways fsyncs each Write on its own.
+	// SyncAlways fsyncs each Write that has a done function on its own;
+	// writes without one share the next fsync.
 	SyncAlways
 )
 
@@ -595,14 +597,16 @@ func (l *Log) flush() {
 // after each unit (always), and indexes the ops.
 func (l *Log) writeUnits(buf []byte, ops []pendOp, units []unit) error {
 	if l.o.Sync == SyncAlways {
+		// A write that nobody waits for (no done function) shares the
+		// fsync of the next one that somebody does.
 		start, first := 0, 0
-		for _, u := range units {
-			if u.end > start {
+		for i, u := range units {
+			if u.end > start && (u.done != nil || i == len(units)-1) {
 				if err := l.writeAndSync(buf[start:u.end], ops[first:u.ops], start); err != nil {
 					return err
 				}
+				start, first = u.end, u.ops
 			}
-			start, first = u.end, u.ops
 		}
 		return nil
 	}
