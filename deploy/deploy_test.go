@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -87,7 +88,7 @@ func TestDockerfile(t *testing.T) {
 	if m == nil || strings.HasPrefix(m[1], "0") || strings.HasPrefix(m[1], "root") {
 		t.Errorf("USER %v: want a non-root user", m)
 	}
-	for _, want := range []string{`VOLUME ["/data"]`, "EXPOSE 1883 8883 8083 8084 8081", "HEALTHCHECK", `"ctl"`, `"status"`} {
+	for _, want := range []string{`VOLUME ["/data"]`, "EXPOSE 1883 8883 8083 8084 8081", "HEALTHCHECK"} {
 		if !strings.Contains(df, want) {
 			t.Errorf("Dockerfile lacks %q", want)
 		}
@@ -226,9 +227,12 @@ func TestCompose(t *testing.T) {
 	if cfg.String("auth.chain") != "pgsql" || len(cfg.Instances("web.hook.rule.<...>")) != 3 {
 		t.Errorf("auth.chain %q, rules %v", cfg.String("auth.chain"), cfg.Instances("web.hook.rule.<...>"))
 	}
-	hc := get(mq, "healthcheck", "test").([]any)
-	if !slices.Contains(hc, any("ctl")) || !slices.Contains(hc, any("status")) {
-		t.Errorf("healthcheck %v", hc)
+	var hc []string
+	for _, a := range get(mq, "healthcheck", "test").([]any) {
+		hc = append(hc, a.(string))
+	}
+	if want := append([]string{"CMD"}, dockerHealthcheck(t)...); !slices.Equal(hc, want) {
+		t.Errorf("compose healthcheck %q, want the Dockerfile's %q", hc, want)
 	}
 	if get(d, "services", "postgres", "healthcheck") == nil {
 		t.Error("postgres has no healthcheck")
@@ -341,14 +345,15 @@ func parseExposition(text string) []series {
 	return out
 }
 
-// scrapeLiveBroker starts the binary the Dockerfile builds with every
-// part that exports metrics turned on (JWT authentication, Casbin and
-// acl.conf authorization, web hooks), on free ports of 127.0.0.1, and
-// returns what its /metrics serves. The broker gets SIGTERM before the
-// function returns and must exit 0.
-func scrapeLiveBroker(t *testing.T) string {
+// startLiveBroker starts the binary the Dockerfile builds with every part
+// that exports metrics turned on (JWT authentication, Casbin and acl.conf
+// authorization, web hooks), on free ports of 127.0.0.1, and waits until
+// /metrics answers. It returns the binary, the management API's address and
+// what /metrics served first; stop sends SIGTERM and expects exit 0 (it also
+// runs when the test ends).
+func startLiveBroker(t *testing.T) (bin, api, metrics string, stop func()) {
 	t.Helper()
-	bin := buildLikeDockerfile(t)
+	bin = buildLikeDockerfile(t)
 	dir := t.TempDir()
 	free := func() string {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -358,7 +363,8 @@ func scrapeLiveBroker(t *testing.T) string {
 		defer l.Close()
 		return l.Addr().String()
 	}
-	api, hook := free(), free()
+	api = free()
+	hook := free()
 	policies, err := filepath.Abs("../policies")
 	if err != nil {
 		t.Fatal(err)
@@ -392,27 +398,30 @@ func scrapeLiveBroker(t *testing.T) string {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("mqgate serve: %v\n%s", err, out.String())
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("mqgate serve: %v\n%s", err, out.String())
+				}
+			case <-time.After(20 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+				t.Errorf("mqgate serve did not stop within 20 s of SIGTERM")
 			}
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-			t.Errorf("mqgate serve did not stop within 20 s of SIGTERM")
-		}
+		})
 	}
-	defer stop()
+	t.Cleanup(stop)
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		resp, err := http.Get("http://" + api + "/metrics")
 		if err == nil {
 			b, err := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if err == nil && resp.StatusCode == http.StatusOK {
-				return string(b)
+				return bin, api, string(b), stop
 			}
 		}
 		if time.Now().After(deadline) || len(done) > 0 {
@@ -434,7 +443,8 @@ var (
 // for exists, and each "by" label is a label of the family.
 func TestMonitoringMetricNames(t *testing.T) {
 	exported := map[string][]series{}
-	for _, s := range parseExposition(scrapeLiveBroker(t)) {
+	_, _, metrics, _ := startLiveBroker(t)
+	for _, s := range parseExposition(metrics) {
 		exported[s.name] = append(exported[s.name], s)
 	}
 	if len(exported) < 40 {
@@ -523,5 +533,52 @@ func TestMonitoringMetricNames(t *testing.T) {
 	}
 	if checked < 30 {
 		t.Errorf("%d metric references checked", checked)
+	}
+}
+
+// dockerHealthcheck returns the exec form of the Dockerfile's HEALTHCHECK
+// CMD.
+func dockerHealthcheck(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile("docker/Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.ReplaceAll(string(b), "\\\n", " ")
+	m := regexp.MustCompile(`(?m)^HEALTHCHECK .*\bCMD (\[.*\])\s*$`).FindStringSubmatch(joined)
+	if m == nil {
+		t.Fatal("no HEALTHCHECK ... CMD [...] in the Dockerfile")
+	}
+	var argv []string
+	if err := json.Unmarshal([]byte(m[1]), &argv); err != nil {
+		t.Fatalf("HEALTHCHECK CMD %s: %v", m[1], err)
+	}
+	return argv
+}
+
+// TestDockerHealthcheck runs the Dockerfile's HEALTHCHECK command against a
+// running broker (the image's binary path and API address replaced by the
+// test's): it must ask /healthz and succeed, and fail once the broker is
+// stopped.
+func TestDockerHealthcheck(t *testing.T) {
+	argv := dockerHealthcheck(t)
+	if argv[0] != "/usr/local/bin/mqgate" || !slices.ContainsFunc(argv, func(a string) bool { return strings.HasSuffix(a, "/healthz") }) {
+		t.Fatalf("HEALTHCHECK %q: want /usr/local/bin/mqgate asking /healthz", argv)
+	}
+	bin, api, _, stop := startLiveBroker(t)
+	check := func() (string, error) {
+		args := slices.Clone(argv[1:])
+		for i, a := range args {
+			args[i] = strings.Replace(a, "127.0.0.1:8081", api, 1)
+		}
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	if out, err := check(); err != nil || out != "ok" {
+		t.Fatalf("healthcheck on a running broker: %q %v", out, err)
+	}
+	stop()
+	if out, err := check(); err == nil {
+		t.Fatalf("healthcheck on a stopped broker succeeded: %q", out)
 	}
 }

@@ -5,6 +5,7 @@
 //	mqgate acl explain ... [-c FILE]  which link of the ACL chain decides, and why
 //	mqgate webhook list|replay        show or resend web hook dead letters
 //	mqgate ctl ...                    operate a running broker over its HTTP API
+//	mqgate healthcheck [--url URL]    GET /healthz, for container health checks
 //	mqgate version                    print the version
 package main
 
@@ -45,6 +46,8 @@ const usage = `usage:
                            show or resend the web hook dead letters
   mqgate ctl status|broker|clients|subscriptions|routes|listeners|acl|mgmt|publish ...
                            operate a running broker over its HTTP API (mqgate ctl help)
+  mqgate healthcheck [--url URL]
+                           GET the management API's /healthz; exit 0 on 200 (container health checks)
   mqgate version           print the version
 `
 
@@ -65,6 +68,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return webhookCommand(args[1:], environ, stdout, stderr)
 	case "ctl":
 		return ctlCommand(args[1:], environ, stdout, stderr)
+	case "healthcheck":
+		return healthCommand(args[1:], stdout, stderr)
 	case "version", "-v", "--version":
 		fmt.Fprintf(stdout, "mqgate %s\n", buildVersion())
 		return 0
