@@ -27,23 +27,28 @@ type client struct {
 // dial connects, sends CONNECT with a clean session and waits for a CONNACK
 // that accepts it.
 func dial(tr *transport, addr, clientID string, keepAlive uint16) (*client, error) {
+	return dialSession(tr, addr, clientID, keepAlive, true)
+}
+
+// dialSession is dial; clean false asks for a persistent session.
+func dialSession(tr *transport, addr, clientID string, keepAlive uint16, clean bool) (*client, error) {
 	nc, err := tr.dial(addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	c := &client{nc: nc, w: bufio.NewWriterSize(nc, bufSize), rd: wire.NewReader(nc, bufSize, 0)}
-	if err := c.connect(clientID, keepAlive); err != nil {
+	if err := c.connect(clientID, keepAlive, clean); err != nil {
 		nc.Close()
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *client) connect(clientID string, keepAlive uint16) error {
+func (c *client) connect(clientID string, keepAlive uint16, clean bool) error {
 	if err := c.nc.SetDeadline(time.Now().Add(handshakeTimeout)); err != nil {
 		return fmt.Errorf("connect %s: %w", clientID, err)
 	}
-	c.w.Write(wire.AppendConnect(c.w.AvailableBuffer(), clientID, keepAlive, true))
+	c.w.Write(wire.AppendConnect(c.w.AvailableBuffer(), clientID, keepAlive, clean))
 	if err := c.w.Flush(); err != nil {
 		return fmt.Errorf("connect %s: %w", clientID, err)
 	}

@@ -59,6 +59,7 @@ type config struct {
 	conns      int
 	keepAlive  int
 	settle     time.Duration
+	persistent bool
 	jsonOut    bool
 	cpuProfile string
 	table      string
@@ -167,6 +168,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.conns, "conns", 10_000, "idle connections for conns")
 	fs.IntVar(&cfg.keepAlive, "keepalive", -1, "CONNECT keep alive in seconds (-1: 0 for load connections, 300 for conns)")
 	fs.DurationVar(&cfg.settle, "settle", 2*time.Second, "wait before reading the broker's RSS in conns")
+	fs.BoolVar(&cfg.persistent, "persistent", false, "subscribers connect without clean session: a persistent session, which a broker with persistence writes to disk")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print the result as JSON on standard output")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write the generator's own CPU profile to `file`")
 	fs.IntVar(&cfg.procs, "procs", 1, "the generator's GOMAXPROCS (0: Go's default); one keeps its footprint and thread hand-offs small")

@@ -49,7 +49,7 @@ func (r *run) clientID(role string, i int) string {
 
 // addSubscriber connects and subscribes a receiver, then starts its reader.
 func (r *run) addSubscriber(i int, filter string, qos byte, hist *latency.Histogram, track *tracker) error {
-	c, err := dial(r.cfg.tr, r.cfg.addr, r.clientID("sub", i), uint16(r.cfg.keepAlive))
+	c, err := dialSession(r.cfg.tr, r.cfg.addr, r.clientID("sub", i), uint16(r.cfg.keepAlive), !r.cfg.persistent)
 	if err != nil {
 		return err
 	}
