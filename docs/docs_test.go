@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +22,7 @@ import (
 	"time"
 
 	"github.com/mqgate/mqgate/config"
+	"github.com/mqgate/mqgate/internal/testutil"
 	"go.uber.org/goleak"
 )
 
@@ -43,7 +46,8 @@ func TestMain(m *testing.M) {
 		_ = os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	code := m.Run()
+	// A throwaway PostgreSQL for the guides that use one (see postgresFor).
+	code := testutil.RunWithPostgres(m)
 	_ = os.RemoveAll(dir)
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
@@ -151,7 +155,9 @@ func parseBlocks(path string) ([]*block, error) {
 // defaults while their test runs next to anything else.
 var wellKnownPorts = []string{"1883", "8883", "8083", "8084", "8081", "8090", "11883", "9000"}
 
-var portRE = regexp.MustCompile(`\b(` + strings.Join(wellKnownPorts, "|") + `)\b`)
+// portRE matches the well-known ports and PostgreSQL's 5432, which a guide
+// maps only when it uses the database (postgresFor).
+var portRE = regexp.MustCompile(`\b(` + strings.Join(wellKnownPorts, "|") + `|5432)\b`)
 
 // ports maps the well-known ports to free ones and back.
 type ports struct{ to, back map[string]string }
@@ -176,7 +182,12 @@ func newPorts(t *testing.T) ports {
 }
 
 func (p ports) apply(s string) string {
-	return portRE.ReplaceAllStringFunc(s, func(w string) string { return p.to[w] })
+	return portRE.ReplaceAllStringFunc(s, func(w string) string {
+		if f, ok := p.to[w]; ok {
+			return f
+		}
+		return w
+	})
 }
 
 func (p ports) revert(s string) string {
@@ -193,7 +204,7 @@ func (p ports) revert(s string) string {
 
 // tools are the programs outside mqgate that tested blocks may call; a
 // guide that needs one that is missing is skipped, or fails in CI.
-var tools = []string{"mosquitto_pub", "mosquitto_sub", "curl", "openssl"}
+var tools = []string{"mosquitto_pub", "mosquitto_sub", "curl", "openssl", "psql"}
 
 func guides(t *testing.T) []string {
 	t.Helper()
@@ -290,6 +301,13 @@ func runGuide(t *testing.T, blocks []*block) {
 		}
 	}
 	g := &guide{t: t, dir: t.TempDir(), ports: newPorts(t)}
+	for _, b := range blocks {
+		if b.tested && strings.Contains(b.body, "5432") {
+			g.ports.to["5432"] = postgresFor(t)
+			g.ports.back[g.ports.to["5432"]] = "5432"
+			break
+		}
+	}
 	g.env = []string{
 		"PATH=" + binDir + string(os.PathListSeparator) + os.Getenv("PATH"),
 		"HOME=" + g.dir,
@@ -548,4 +566,41 @@ func TestLinks(t *testing.T) {
 	if n < 30 {
 		t.Errorf("%d relative links checked", n)
 	}
+}
+
+// postgresFor gives a guide that uses PostgreSQL on port 5432 what a
+// database administrator would: the role mqgate (password change-me) owning
+// an empty database mqtt, on the test's throwaway server. It returns the
+// server's port, which replaces 5432 in the guide's blocks. Only one guide
+// at a time can use it (database and role names are server-wide).
+func postgresFor(t *testing.T) string {
+	t.Helper()
+	dsn := testutil.PostgresDB(t)
+	db, err := sql.Open("postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		"CREATE ROLE mqgate LOGIN PASSWORD 'change-me'",
+		"CREATE DATABASE mqtt OWNER mqgate",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() {
+		db, err := sql.Open("postgres", dsn)
+		if err != nil {
+			return
+		}
+		defer db.Close()
+		_, _ = db.Exec("DROP DATABASE IF EXISTS mqtt WITH (FORCE)")
+		_, _ = db.Exec("DROP ROLE IF EXISTS mqgate")
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Port()
 }
