@@ -379,8 +379,9 @@ func (b *Broker) attach(c *conn, p *mqtt.Connect, expiry time.Duration, never bo
 	s.version = p.Version
 	s.expiry, s.neverEnds = expiry, never
 	s.username, s.usernameOK = p.Username, p.UsernameSet
-	if b.store != nil && (expiry > 0 || never) {
+	if b.store != nil && (expiry > 0 || never) && !s.persisted {
 		s.persisted = true
+		s.inc = b.newMessageID()
 	}
 	if s.persisted {
 		s.logHeader(time.Time{})

@@ -1,11 +1,13 @@
 package broker
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mqgate/mqgate/broker/topics"
@@ -18,19 +20,22 @@ import (
 // a delete of one key, and Start replays the log before any listener opens.
 //
 // Keys (id is a client id, written as its length (uvarint) then its bytes,
-// so that no byte of it can be mistaken for what follows):
+// so that no byte of it can be mistaken for what follows; inc (uvarint) is
+// the session's incarnation, a number it gets when it becomes persistent,
+// so that an ended session and a new one of the same client id never share
+// a key):
 //
-//	'r' topic          a retained message (encodeMessage)
-//	'm' msgid          a message some session holds (encodeMessage); msgid
-//	                   is 8 bytes big endian
-//	's' id             a persistent session's header (encodeHeader)
-//	'u' id filter      one of its subscriptions with its options
-//	'q' id seq         one of its queued or in-flight QoS 1/2 messages: the
-//	                   message id, the delivery's QoS, retain flag and
-//	                   subscription ids, its state and packet id; seq (8
-//	                   bytes big endian) orders them
-//	'p' id packetid    an inbound QoS 2 packet id awaiting PUBREL
-//	'w' id             its delayed will message, with the time it is due
+//	'r' topic             a retained message (encodeMessage)
+//	'm' msgid             a message some session holds (encodeMessage);
+//	                      msgid is 8 bytes big endian
+//	's' id inc            a persistent session's header (logHeader)
+//	'u' id inc filter     one of its subscriptions with its options
+//	'q' id inc seq        one of its queued or in-flight QoS 1/2 messages:
+//	                      the message id, the delivery's QoS, retain flag and
+//	                      subscription ids, its state and packet id; seq (8
+//	                      bytes big endian) orders them
+//	'p' id inc packetid   an inbound QoS 2 packet id awaiting PUBREL
+//	'w' id inc            its delayed will message, with the time it is due
 //
 // A message routed to many persistent sessions is written once ('m') and
 // each session's entry ('q') refers to it by id; the broker counts the
@@ -80,7 +85,7 @@ func (b *Broker) openStore() error {
 	}
 	o := wal.Options{Sync: b.opts.StoreSync, BatchInterval: b.opts.StoreBatchInterval, Logger: b.opts.Logger}
 	start := time.Now()
-	rs := &replay{b: b, sessions: make(map[string]*rsession), msgs: make(map[uint64]*message)}
+	rs := &replay{b: b, sessions: make(map[skey]*rsession), msgs: make(map[uint64]*message)}
 	l, err := wal.Open(filepath.Join(b.opts.StoreDir, "broker"), o, rs.apply)
 	if err != nil {
 		return fmt.Errorf("broker: store: %w", err)
@@ -123,10 +128,20 @@ func (b *Broker) openStore() error {
 // replay collects the records of the log as Open reads them.
 type replay struct {
 	b          *Broker
-	sessions   map[string]*rsession
+	sessions   map[skey]*rsession
 	msgs       map[uint64]*message
 	unnumbered []*message // retained messages written without their id
 	maxID      uint64
+}
+
+// skey names one incarnation of a session in the log: a client id and the
+// number the session got when it became persistent. A session that ends
+// and a new one of the same client id never share a key, so that the
+// deletes of the first, whenever they are written, cannot remove records
+// of the second.
+type skey struct {
+	id  string
+	inc uint64
 }
 
 // rsession is what the log holds of one session.
@@ -138,11 +153,11 @@ type rsession struct {
 	will    []byte
 }
 
-func (r *replay) session(id string) *rsession {
-	s := r.sessions[id]
+func (r *replay) session(sk skey) *rsession {
+	s := r.sessions[sk]
 	if s == nil {
 		s = &rsession{}
-		r.sessions[id] = s
+		r.sessions[sk] = s
 	}
 	return s
 }
@@ -192,12 +207,13 @@ func (r *replay) apply(op wal.Op) error {
 	default:
 		return nil // a key of a later version: ignored
 	}
-	id, rest, ok := splitSessionKey(op.Key)
+	sk, rest, ok := splitSessionKey(op.Key)
 	if !ok {
 		return errBadRecord
 	}
+	r.maxID = max(r.maxID, sk.inc)
 	if op.Delete {
-		s := r.sessions[id]
+		s := r.sessions[sk]
 		if s == nil {
 			return nil
 		}
@@ -219,7 +235,7 @@ func (r *replay) apply(op wal.Op) error {
 		}
 		return nil
 	}
-	s := r.session(id)
+	s := r.session(sk)
 	val := append([]byte(nil), op.Value...)
 	switch kind {
 	case keySession:
@@ -258,13 +274,30 @@ func (r *replay) apply(op wal.Op) error {
 // returns the number of sessions restored and dropped, and the connections
 // standing for the wills that fell due while the broker was down.
 func (b *Broker) restoreSessions(rs *replay, now time.Time) (n, dropped int, due []*conn) {
-	ids := make([]string, 0, len(rs.sessions))
-	for id := range rs.sessions {
-		ids = append(ids, id)
+	keys := make([]skey, 0, len(rs.sessions))
+	for sk := range rs.sessions {
+		keys = append(keys, sk)
 	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		r := rs.sessions[id]
+	// By client id, the newest incarnation last: it is the one restored,
+	// the older ones (whose deletes did not make it to the log) go.
+	slices.SortFunc(keys, func(a, b skey) int {
+		if c := strings.Compare(a.id, b.id); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.inc, b.inc)
+	})
+	newest := make(map[string]uint64, len(keys))
+	for _, sk := range keys {
+		if rs.sessions[sk].hdr != nil {
+			newest[sk.id] = sk.inc
+		}
+	}
+	for _, sk := range keys {
+		id, inc, r := sk.id, sk.inc, rs.sessions[sk]
+		if r.hdr != nil && newest[id] != inc {
+			b.deleteRestored(id, inc, r)
+			continue
+		}
 		h, err := decodeHeader(r.hdr)
 		var left time.Duration
 		if err == nil {
@@ -290,17 +323,19 @@ func (b *Broker) restoreSessions(rs *replay, now time.Time) (n, dropped int, due
 			if wc != nil {
 				due = append(due, wc) // the will of an expired session is due
 			}
-			b.deleteRestored(id, r)
-			dropped++
+			b.deleteRestored(id, inc, r)
+			if r.hdr != nil {
+				dropped++
+			}
 			continue
 		}
-		s := b.restoreSession(id, h, r, rs.msgs)
+		s := b.restoreSession(id, inc, h, r, rs.msgs)
 		n++
 		s.mu.Lock()
 		if wc != nil {
 			if !willDue.After(now) {
 				due = append(due, wc)
-				_ = b.store.Delete(sessionKey(keyWill, id, nil))
+				_ = b.store.Delete(sessionKey(keyWill, id, inc, nil))
 			} else if s.neverEnds || willDue.Before(now.Add(left)) {
 				s.armWill(wc, willDue.Sub(now))
 			} else {
@@ -322,8 +357,9 @@ func (b *Broker) restoreSessions(rs *replay, now time.Time) (n, dropped int, due
 }
 
 // restoreSession builds one offline session from the log.
-func (b *Broker) restoreSession(id string, h header, r *rsession, msgs map[uint64]*message) *session {
+func (b *Broker) restoreSession(id string, inc uint64, h header, r *rsession, msgs map[uint64]*message) *session {
 	s := newSession(b, id)
+	s.inc = inc
 	s.version, s.expiry, s.neverEnds = h.version, h.expiry, h.neverEnds
 	s.created, s.username, s.usernameOK = h.created, h.username, h.usernameOK
 	s.persisted = true
@@ -331,7 +367,7 @@ func (b *Broker) restoreSession(id string, h header, r *rsession, msgs map[uint6
 		ts, added, err := decodeSub(s, filter, v)
 		if err != nil {
 			b.log.Warn("dropping a subscription the log cannot decode", "client", id, "err", err)
-			_ = b.store.Delete(sessionKey(keySub, id, []byte(filter)))
+			_ = b.store.Delete(sessionKey(keySub, id, inc, []byte(filter)))
 			continue
 		}
 		if s.subs == nil {
@@ -356,7 +392,7 @@ func (b *Broker) restoreSession(id string, h header, r *rsession, msgs map[uint6
 		}
 		if err != nil {
 			b.log.Warn("dropping a queued message the log cannot decode", "client", id, "err", err)
-			_ = b.store.Delete(entryKey(id, seq))
+			_ = b.store.Delete(entryKey(id, inc, seq))
 			continue
 		}
 		om.msg.refs++
@@ -372,7 +408,7 @@ func (b *Broker) restoreSession(id string, h header, r *rsession, msgs map[uint6
 		if old := s.inflight[om.pid]; old != nil {
 			// Cannot happen unless the log was damaged: keep the newest.
 			old.msg.refs--
-			_ = b.store.Delete(entryKey(id, old.pk))
+			_ = b.store.Delete(entryKey(id, inc, old.pk))
 		}
 		s.inflight[om.pid] = om
 		s.nextPID = om.pid
@@ -388,49 +424,58 @@ func (b *Broker) restoreSession(id string, h header, r *rsession, msgs map[uint6
 }
 
 // deleteRestored deletes every key of a session found in the log.
-func (b *Broker) deleteRestored(id string, r *rsession) {
-	ops := []wal.Op{{Key: sessionKey(keySession, id, nil), Delete: true}, {Key: sessionKey(keyWill, id, nil), Delete: true}}
+func (b *Broker) deleteRestored(id string, inc uint64, r *rsession) {
+	ops := []wal.Op{{Key: sessionKey(keySession, id, inc, nil), Delete: true}, {Key: sessionKey(keyWill, id, inc, nil), Delete: true}}
 	for f := range r.subs {
-		ops = append(ops, wal.Op{Key: sessionKey(keySub, id, []byte(f)), Delete: true})
+		ops = append(ops, wal.Op{Key: sessionKey(keySub, id, inc, []byte(f)), Delete: true})
 	}
 	for seq := range r.entries {
-		ops = append(ops, wal.Op{Key: entryKey(id, seq), Delete: true})
+		ops = append(ops, wal.Op{Key: entryKey(id, inc, seq), Delete: true})
 	}
 	for pid := range r.rels {
-		ops = append(ops, wal.Op{Key: relKey(id, pid), Delete: true})
+		ops = append(ops, wal.Op{Key: relKey(id, inc, pid), Delete: true})
 	}
 	_ = b.store.Write(ops, nil)
 }
 
-// sessionKey returns kind + the length of id + id + rest.
-func sessionKey(kind byte, id string, rest []byte) string {
-	k := make([]byte, 0, 1+binary.MaxVarintLen32+len(id)+len(rest))
+// sessionKey returns kind + the length of id + id + inc (uvarint) + rest.
+func sessionKey(kind byte, id string, inc uint64, rest []byte) string {
+	k := make([]byte, 0, 1+2*binary.MaxVarintLen64+len(id)+len(rest))
 	k = append(k, kind)
 	k = binary.AppendUvarint(k, uint64(len(id)))
 	k = append(k, id...)
+	k = binary.AppendUvarint(k, inc)
 	return string(append(k, rest...))
 }
 
-// splitSessionKey returns the client id of a session key and what follows.
-func splitSessionKey(key string) (id, rest string, ok bool) {
-	n, k := binary.Uvarint([]byte(key[1:min(len(key), 1+binary.MaxVarintLen64)]))
-	if k <= 0 || n > uint64(len(key)-1-k) {
-		return "", "", false
+// splitSessionKey returns the client id and incarnation of a session key,
+// and what follows them.
+func splitSessionKey(key string) (sk skey, rest string, ok bool) {
+	b := []byte(key[1:])
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return sk, "", false
 	}
-	start := 1 + k
-	return key[start : start+int(n)], key[start+int(n):], true
+	sk.id = string(b[k : k+int(n)])
+	b = b[k+int(n):]
+	inc, k2 := binary.Uvarint(b)
+	if k2 <= 0 {
+		return sk, "", false
+	}
+	sk.inc = inc
+	return sk, string(b[k2:]), true
 }
 
-func entryKey(id string, seq uint64) string {
+func entryKey(id string, inc, seq uint64) string {
 	var s [8]byte
 	binary.BigEndian.PutUint64(s[:], seq)
-	return sessionKey(keyEntry, id, s[:])
+	return sessionKey(keyEntry, id, inc, s[:])
 }
 
-func relKey(id string, pid uint16) string {
+func relKey(id string, inc uint64, pid uint16) string {
 	var p [2]byte
 	binary.BigEndian.PutUint16(p[:], pid)
-	return sessionKey(keyRel, id, p[:])
+	return sessionKey(keyRel, id, inc, p[:])
 }
 
 func messageKey(id uint64) string {
@@ -484,7 +529,7 @@ func (s *session) logHeader(offlineAt time.Time) {
 	}
 	v = binary.AppendVarint(v, off)
 	v = appendString(v, s.username)
-	s.b.logWrite(wal.Op{Key: sessionKey(keySession, s.id, nil), Value: v})
+	s.b.logWrite(wal.Op{Key: sessionKey(keySession, s.id, s.inc, nil), Value: v})
 }
 
 // header is a decoded session header.
@@ -532,12 +577,12 @@ func (s *session) logSub(filter string, e subEntry) {
 	v = append(v, 1, e.sub.QoS, flags, e.sub.RetainHandling)
 	v = binary.AppendUvarint(v, uint64(e.sub.ID))
 	v = binary.AppendVarint(v, e.added.UnixNano())
-	s.b.logWrite(wal.Op{Key: sessionKey(keySub, s.id, []byte(filter)), Value: v})
+	s.b.logWrite(wal.Op{Key: sessionKey(keySub, s.id, s.inc, []byte(filter)), Value: v})
 }
 
 // unlogSub deletes one subscription. Lock held, s.persisted.
 func (s *session) unlogSub(filter string) {
-	s.b.logWrite(wal.Op{Key: sessionKey(keySub, s.id, []byte(filter)), Delete: true})
+	s.b.logWrite(wal.Op{Key: sessionKey(keySub, s.id, s.inc, []byte(filter)), Delete: true})
 }
 
 func decodeSub(s *session, filter string, v []byte) (sub topics.Sub, added time.Time, err error) {
@@ -580,11 +625,11 @@ func (s *session) logEntry(om *outMsg, logged *bool) {
 		v = binary.AppendUvarint(v, uint64(id))
 	}
 	if om.pk != 0 {
-		b.logWrite(wal.Op{Key: entryKey(s.id, om.pk), Value: v})
+		b.logWrite(wal.Op{Key: entryKey(s.id, s.inc, om.pk), Value: v})
 	} else {
 		s.pseq++
 		om.pk = s.pseq
-		op := wal.Op{Key: entryKey(s.id, om.pk), Value: v}
+		op := wal.Op{Key: entryKey(s.id, s.inc, om.pk), Value: v}
 		b.persistMu.Lock()
 		om.msg.refs++
 		if om.msg.refs == 1 {
@@ -603,7 +648,7 @@ func (s *session) logEntry(om *outMsg, logged *bool) {
 // message with its last entry. Lock held, s.persisted, pk != 0.
 func (s *session) unlogEntry(m *message, pk uint64) {
 	b := s.b
-	op := wal.Op{Key: entryKey(s.id, pk), Delete: true}
+	op := wal.Op{Key: entryKey(s.id, s.inc, pk), Delete: true}
 	b.persistMu.Lock()
 	m.refs--
 	if m.refs == 0 {
@@ -641,12 +686,12 @@ func decodeEntry(v []byte) (om *outMsg, msgID uint64, err error) {
 // logRel saves an inbound QoS 2 packet id awaiting PUBREL. Lock held,
 // s.persisted.
 func (s *session) logRel(pid uint16, at time.Time) {
-	s.b.logWrite(wal.Op{Key: relKey(s.id, pid), Value: binary.AppendVarint(nil, at.UnixNano())})
+	s.b.logWrite(wal.Op{Key: relKey(s.id, s.inc, pid), Value: binary.AppendVarint(nil, at.UnixNano())})
 }
 
 // unlogRel deletes an inbound QoS 2 packet id. Lock held, s.persisted.
 func (s *session) unlogRel(pid uint16) {
-	s.b.logWrite(wal.Op{Key: relKey(s.id, pid), Delete: true})
+	s.b.logWrite(wal.Op{Key: relKey(s.id, s.inc, pid), Delete: true})
 }
 
 // forget deletes every key of a session that ended. Lock not held.
@@ -658,19 +703,19 @@ func (s *session) forget() {
 	}
 	s.persisted = false
 	b := s.b
-	ops := []wal.Op{{Key: sessionKey(keySession, s.id, nil), Delete: true}, {Key: sessionKey(keyWill, s.id, nil), Delete: true}}
+	ops := []wal.Op{{Key: sessionKey(keySession, s.id, s.inc, nil), Delete: true}, {Key: sessionKey(keyWill, s.id, s.inc, nil), Delete: true}}
 	for f := range s.subs {
-		ops = append(ops, wal.Op{Key: sessionKey(keySub, s.id, []byte(f)), Delete: true})
+		ops = append(ops, wal.Op{Key: sessionKey(keySub, s.id, s.inc, []byte(f)), Delete: true})
 	}
 	for pid := range s.awaitRel {
-		ops = append(ops, wal.Op{Key: relKey(s.id, pid), Delete: true})
+		ops = append(ops, wal.Op{Key: relKey(s.id, s.inc, pid), Delete: true})
 	}
 	b.persistMu.Lock()
 	unref := func(m *message, pk uint64) {
 		if pk == 0 {
 			return
 		}
-		ops = append(ops, wal.Op{Key: entryKey(s.id, pk), Delete: true})
+		ops = append(ops, wal.Op{Key: entryKey(s.id, s.inc, pk), Delete: true})
 		if m.refs--; m.refs == 0 {
 			ops = append(ops, wal.Op{Key: messageKey(m.id), Delete: true})
 		}
@@ -714,12 +759,12 @@ func (s *session) logWill(c *conn, due time.Time) {
 	props := w.Props
 	props.Clear(mqtt.PropWillDelay)
 	v = appendString(v, string(encodeProps(&props)))
-	s.b.logWrite(wal.Op{Key: sessionKey(keyWill, s.id, nil), Value: v})
+	s.b.logWrite(wal.Op{Key: sessionKey(keyWill, s.id, s.inc, nil), Value: v})
 }
 
 // unlogWill deletes the session's will. Lock held, s.persisted.
 func (s *session) unlogWill() {
-	s.b.logWrite(wal.Op{Key: sessionKey(keyWill, s.id, nil), Delete: true})
+	s.b.logWrite(wal.Op{Key: sessionKey(keyWill, s.id, s.inc, nil), Delete: true})
 }
 
 // decodeWill rebuilds a delayed will as a detached connection that stands

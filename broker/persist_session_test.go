@@ -241,7 +241,7 @@ func TestSessionExpiryAcrossRestart(t *testing.T) {
 	for _, c := range []struct {
 		id     string
 		expiry uint32
-	}{{"short", 1}, {"long", 3600}} {
+	}{{"short", 1}, {"mid", 3}, {"long", 3600}} {
 		cp := &mqtt.Connect{ClientID: c.id, CleanStart: true}
 		cp.Props.SessionExpiry = c.expiry
 		cp.Props.Set(mqtt.PropSessionExpiry)
@@ -275,6 +275,11 @@ func TestSessionExpiryAcrossRestart(t *testing.T) {
 	if exists, _ := b.SessionState("long"); !exists {
 		t.Fatal("the session with an hour's expiry was not restored")
 	}
+	// "mid" is restored with what is left of its expiry, then expires.
+	waitFor(t, "the restored session mid expires", func() bool {
+		exists, _ := b.SessionState("mid")
+		return !exists
+	})
 	cp := &mqtt.Connect{ClientID: "long"}
 	cp.Props.SessionExpiry = 3600
 	cp.Props.Set(mqtt.PropSessionExpiry)
@@ -288,7 +293,7 @@ func TestSessionExpiryAcrossRestart(t *testing.T) {
 	stopBroker(t, b)
 	keys := logKeys(t, dir)
 	for k := range keys {
-		if strings.Contains(k, "short") {
+		if strings.Contains(k, "short") || strings.Contains(k, "mid") {
 			t.Errorf("the expired session's record %q is still in the log", k)
 		}
 	}
@@ -428,5 +433,37 @@ func TestCorruptTailAfterRestart(t *testing.T) {
 	}
 	if got := readPublish(t, sub); string(got.Payload) != "queued" {
 		t.Fatalf("got %q", got.Payload)
+	}
+}
+
+// TestDiscardedSessionStaysDiscarded: a persistent session replaced by a
+// clean session, then by a new persistent one with another subscription,
+// comes back after a restart as the newest one only.
+func TestDiscardedSessionStaysDiscarded(t *testing.T) {
+	dir := t.TempDir()
+	b, addr := restartable(t, dir, wal.SyncBatch)
+	r, _ := dialConnect(t, addr, mqtt.V311, &mqtt.Connect{ClientID: "again"})
+	mustSubscribe(t, r, "old/#", 1)
+	goOffline(t, b, r, "again")
+	r, ack := dialConnect(t, addr, mqtt.V311, &mqtt.Connect{ClientID: "again", CleanStart: true})
+	if ack.SessionPresent {
+		t.Fatal("clean session: session present = 1")
+	}
+	goOffline(t, b, r, "again")
+	r, _ = dialConnect(t, addr, mqtt.V311, &mqtt.Connect{ClientID: "again"})
+	mustSubscribe(t, r, "new/#", 1)
+	goOffline(t, b, r, "again")
+	stopBroker(t, b)
+
+	_, addr = restartable(t, dir, wal.SyncBatch)
+	r, ack = dialConnect(t, addr, mqtt.V311, &mqtt.Connect{ClientID: "again"})
+	if !ack.SessionPresent {
+		t.Fatal("session present = 0 after the restart")
+	}
+	pub := connectClean(t, addr, mqtt.V311, "pub")
+	publishAcked(t, pub, 1, "old/x", 1, "to the discarded subscription")
+	publishAcked(t, pub, 2, "new/x", 1, "to the new one")
+	if got := readPublish(t, r); string(got.Payload) != "to the new one" {
+		t.Fatalf("got %q on %q", got.Payload, got.Topic)
 	}
 }

@@ -89,6 +89,7 @@ type session struct {
 	dropped    uint64
 	ended      bool
 	persisted  bool   // its changes go to the log (see persist.go)
+	inc        uint64 // its incarnation in the log's keys
 	pseq       uint64 // last key of a durable entry
 }
 
