@@ -25,7 +25,8 @@ func persistentV5(id string, clean bool) *paho.Connect {
 }
 
 // TestPersistentSessionSurvivesRestart: a persistent subscriber (3.1.1 with
-// paho.mqtt.golang, 5.0 with paho.golang) goes offline, a publisher sends
+// paho.mqtt.golang, 5.0 with paho.golang and a subscription identifier,
+// which must survive too) goes offline, a publisher sends
 // QoS 1 or 2 messages, the broker shuts down and a new one starts on the
 // same directory: the subscriber resumes its session (session present) and
 // receives every message once, in order, before a marker published after
@@ -44,7 +45,7 @@ func TestPersistentSessionSurvivesRestart(t *testing.T) {
 					sub.Disconnect(250)
 				} else {
 					sub := dialV5(t, addr, persistentV5(id, true))
-					sub.subscribe(t, 0, paho.SubscribeOptions{Topic: "fleet/+/data", QoS: qos})
+					sub.subscribe(t, 42, paho.SubscribeOptions{Topic: "fleet/+/data", QoS: qos, NoLocal: true, RetainAsPublished: true})
 					sub.disconnect(t, nil)
 				}
 				awaitDetached(t, b, id)
@@ -88,6 +89,9 @@ func TestPersistentSessionSurvivesRestart(t *testing.T) {
 						}
 						if m.QoS != qos {
 							t.Errorf("message %q at QoS %d, want %d", m.Payload, m.QoS, qos)
+						}
+						if m.Properties == nil || m.Properties.SubscriptionIdentifier == nil || *m.Properties.SubscriptionIdentifier != 42 {
+							t.Errorf("message %q lost the subscription identifier 42: %+v", m.Payload, m.Properties)
 						}
 						got = append(got, string(m.Payload))
 					}
