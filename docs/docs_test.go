@@ -221,8 +221,14 @@ func guides(t *testing.T) []string {
 	return files
 }
 
+// freeLangs are the languages of blocks that show data rather than
+// commands or configuration, which need no test.
+var freeLangs = []string{"json", "text", "output"}
+
 // TestGuides runs every tested block of every guide, each guide in its
-// own directory with its own ports, in the order of the guide.
+// own directory with its own ports, in the order of the guide. A block
+// that is not tested must say so (the word untested) unless it only shows
+// data, so that leaving a command untested is a decision.
 func TestGuides(t *testing.T) {
 	total := 0
 	for _, f := range guides(t) {
@@ -232,8 +238,16 @@ func TestGuides(t *testing.T) {
 		}
 		n := 0
 		for _, b := range blocks {
-			if b.tested {
+			_, untested := b.attrs["untested"]
+			switch {
+			case b.tested && untested:
+				t.Errorf("%s: both tested and untested", b)
+			case b.tested:
 				n++
+			case b.lang == "":
+				t.Errorf("%s: a block needs a language (and tested, or untested)", b)
+			case !untested && !slices.Contains(freeLangs, b.lang):
+				t.Errorf("%s: a %s block must be tested, or marked untested", b, b.lang)
 			}
 		}
 		total += n
