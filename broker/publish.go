@@ -143,7 +143,9 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 // waiting takes the same way, so that they go out in the order of the
 // packets they answer [MQTT-4.6.0-2] [MQTT-4.6.0-3]. An acknowledgement
 // whose write cannot become durable (the log is closed or failed) is never
-// sent: the client sends the packet again.
+// sent: the client sends the packet again. The callback takes conn.wmu
+// only: the log's writer must never wait for a session lock, which a
+// session may hold while its Write waits for the writer (MaxPending).
 func (c *conn) writeAck(a *mqtt.Ack, durable bool) {
 	st := c.b.store
 	if st == nil || (!durable && c.ackWait.Load() == 0) {
