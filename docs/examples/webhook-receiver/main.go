@@ -85,6 +85,15 @@ func (r *receiver) verify(h http.Header, body []byte) error {
 	return errors.New("no valid webhook-signature")
 }
 
+// parseSecret returns the HMAC key of a signing secret: the base64-decoded
+// part of "whsec_<base64>", or else the text itself (as mqgate does).
+func parseSecret(secret string) ([]byte, error) {
+	if b64, ok := strings.CutPrefix(secret, "whsec_"); ok {
+		return base64.StdEncoding.DecodeString(b64)
+	}
+	return []byte(secret), nil
+}
+
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(req.Body, 1<<20))
 	if err != nil {
@@ -154,14 +163,11 @@ func main() {
 
 	r := &receiver{out: os.Stdout, seen: map[string]bool{}, lastSeq: map[string]uint64{}}
 	if *secret != "" {
-		r.key = []byte(*secret)
-		if b64, ok := strings.CutPrefix(*secret, "whsec_"); ok {
-			k, err := base64.StdEncoding.DecodeString(b64)
-			if err != nil {
-				log.Fatalf("-secret: %v", err)
-			}
-			r.key = k
+		k, err := parseSecret(*secret)
+		if err != nil {
+			log.Fatalf("-secret: %v", err)
 		}
+		r.key = k
 	}
 	if *out != "" {
 		f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
