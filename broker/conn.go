@@ -58,8 +58,10 @@ type conn struct {
 	// Inbound v5 state, reader goroutine only.
 	aliasIn map[uint16]string
 
-	// ackWait counts acknowledgements waiting for the log (see writeAck).
+	// ackWait counts acknowledgements waiting for the log (see writeAck),
+	// outWait PUBLISH packets (see writeHeld).
 	ackWait atomic.Int32
+	outWait atomic.Int32
 
 	// Outbound limits the client announced (v5), read-only after CONNECT.
 	clientMaxPacket uint32 // 0 = unlimited

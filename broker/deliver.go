@@ -135,7 +135,17 @@ func (c *conn) writePublish(d delivery, pid uint16, dup bool) bool {
 		}
 		return false
 	}
-	ok := c.write(pkt)
+	var ok bool
+	if s := c.sess; (s != nil && s.persisted && d.qos == 2) || c.outWait.Load() > 0 {
+		// Exactly once across a crash: a QoS 2 PUBLISH to a persistent
+		// session goes out only once its entry is durable (after a
+		// restart it is resent with its packet id, which the client
+		// recognises), and only with the publisher's PUBREC, after the
+		// record that makes a resent PUBLISH a duplicate.
+		ok = c.writeHeld(pkt, d.pc)
+	} else {
+		ok = c.write(pkt)
+	}
 	if bp != nil {
 		*bp = (*bp)[:0]
 		writePool.Put(bp)

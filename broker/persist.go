@@ -58,6 +58,13 @@ import (
 // expiry counts); a session found online in the log (the broker was killed)
 // counts its expiry from the restart.
 //
+// Durable before acknowledged (publish.go, writeAck and writeHeld): the
+// PUBACK, PUBREC or PUBCOMP of a packet that wrote to the log goes out
+// from a wal.Log.Barrier callback, once every write so far is durable; a
+// QoS 2 PUBLISH to a persistent session waits the same way (in the
+// callback of its publisher's PUBREC when routing produced it), so that a
+// subscriber never has a QoS 2 message the log could lose.
+//
 // Replay does not rely on the order of records across keys (compaction
 // copies live records forward in any order): Start collects every record,
 // then rebuilds the sessions, drops those whose expiry passed and deletes
@@ -607,9 +614,9 @@ func decodeSub(s *session, filter string, v []byte) (sub topics.Sub, added time.
 // logEntry saves om, a queued (state 0) or in-flight QoS 1/2 message, under
 // its key, giving it one when it has none: a new entry counts one more
 // reference to its message, which is written first if it is the first
-// reference. It sets *logged when logged is not nil. Lock held,
-// s.persisted.
-func (s *session) logEntry(om *outMsg, logged *bool) {
+// reference. It records in pc (when not nil) that routing wrote to the
+// log. Lock held, s.persisted.
+func (s *session) logEntry(om *outMsg, pc *pubCtx) {
 	b := s.b
 	var v []byte
 	v = append(v, 1)
@@ -639,8 +646,8 @@ func (s *session) logEntry(om *outMsg, logged *bool) {
 		}
 		b.persistMu.Unlock()
 	}
-	if logged != nil {
-		*logged = true
+	if pc != nil {
+		pc.logged = true
 	}
 }
 

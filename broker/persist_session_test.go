@@ -11,6 +11,8 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	paho3 "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/mqgate/mqgate/broker"
+	"github.com/mqgate/mqgate/internal/testutil"
 	"github.com/mqgate/mqgate/mqtt"
 	"github.com/mqgate/mqgate/store/wal"
 )
@@ -469,5 +471,47 @@ func TestDiscardedSessionStaysDiscarded(t *testing.T) {
 	publishAcked(t, pub, 2, "new/x", 1, "to the new one")
 	if got := readPublish(t, r); string(got.Payload) != "to the new one" {
 		t.Fatalf("got %q on %q", got.Payload, got.Topic)
+	}
+}
+
+// TestAcksWaitForTheLog holds the log's writer back (a batch interval of
+// an hour, so nothing becomes durable during the test) and checks what
+// goes out meanwhile: a QoS 1 message to an online persistent subscriber
+// is delivered at once but its PUBACK waits; a QoS 2 message to it waits
+// altogether (PUBLISH and PUBREC), so that it cannot be delivered twice
+// after a crash; a QoS 1 message that only a clean session receives is
+// delivered at once, but its PUBACK does not overtake the waiting ones
+// [MQTT-4.6.0-2].
+func TestAcksWaitForTheLog(t *testing.T) {
+	_, addr := testutil.RunBroker(t, func(o *broker.Options) {
+		o.StoreDir = t.TempDir()
+		o.StoreSync = wal.SyncBatch
+		o.StoreBatchInterval = time.Hour
+	})
+	durable, _ := dialConnect(t, addr, mqtt.V311, &mqtt.Connect{ClientID: "durable"})
+	mustSubscribe(t, durable, "d/#", 2)
+	clean := connectClean(t, addr, mqtt.V311, "clean")
+	mustSubscribe(t, clean, "c/#", 1)
+	pub := connectClean(t, addr, mqtt.V311, "pub")
+
+	pub.Send(&mqtt.Publish{Topic: "c/x", QoS: 1, PacketID: 1, Payload: []byte("clean")})
+	expectAck(t, pub.Read(), mqtt.PUBACK, 1)
+	if got := readPublish(t, clean); string(got.Payload) != "clean" {
+		t.Fatalf("clean subscriber got %q", got.Payload)
+	}
+
+	pub.Send(&mqtt.Publish{Topic: "d/x", QoS: 1, PacketID: 2, Payload: []byte("one")})
+	pub.Send(&mqtt.Publish{Topic: "d/x", QoS: 2, PacketID: 3, Payload: []byte("two")})
+	pub.Send(&mqtt.Publish{Topic: "c/x", QoS: 1, PacketID: 4, Payload: []byte("after")})
+	expectNothing(t, pub, "acknowledgements before the log is durable")
+	got := barrier(t, durable)
+	if len(got) != 1 {
+		t.Fatalf("persistent subscriber got %s before the log is durable, want the QoS 1 PUBLISH only", describe(got))
+	}
+	if p, ok := got[0].(*mqtt.Publish); !ok || p.QoS != 1 || string(p.Payload) != "one" {
+		t.Fatalf("persistent subscriber got %s, want the QoS 1 PUBLISH", describe(got))
+	}
+	if p := readPublish(t, clean); string(p.Payload) != "after" {
+		t.Fatalf("clean subscriber got %q", p.Payload)
 	}
 }

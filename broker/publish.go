@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"errors"
 	"sync"
 	"time"
@@ -69,7 +70,7 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 		if _, dup := s.awaitRel[p.PacketID]; dup {
 			// [MQTT-4.3.3-9] a resent QoS 2 PUBLISH is not delivered again.
 			s.mu.Unlock()
-			c.writeAck(&mqtt.Ack{PacketType: mqtt.PUBREC, PacketID: p.PacketID}, false)
+			c.writeAck(&mqtt.Ack{PacketType: mqtt.PUBREC, PacketID: p.PacketID}, false, nil)
 			return nil
 		}
 		// 3.1.x has no Receive Maximum, so its clients cannot know ours:
@@ -92,30 +93,30 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 		// v5 tells the publisher; 3.1.x has no way to, the message is dropped.
 		switch p.QoS {
 		case 1:
-			c.writeAck(&mqtt.Ack{PacketType: mqtt.PUBACK, PacketID: p.PacketID, ReasonCode: mqtt.NotAuthorized}, false)
+			c.writeAck(&mqtt.Ack{PacketType: mqtt.PUBACK, PacketID: p.PacketID, ReasonCode: mqtt.NotAuthorized}, false, nil)
 		case 2:
-			c.writeAck(&mqtt.Ack{PacketType: mqtt.PUBREC, PacketID: p.PacketID, ReasonCode: mqtt.NotAuthorized}, false)
+			c.writeAck(&mqtt.Ack{PacketType: mqtt.PUBREC, PacketID: p.PacketID, ReasonCode: mqtt.NotAuthorized}, false, nil)
 		}
 		return nil
 	}
 
 	m := c.newMessage(p)
-	// logged is set when routing wrote to the log (a retained message, an
-	// entry of a persistent session): the acknowledgement then waits until
-	// the log says it is durable.
-	var logged bool
-	var lp *bool
+	// pc.logged is set when routing wrote to the log (a retained message,
+	// an entry of a persistent session): the acknowledgement then waits
+	// until the log says it is durable, and so do the QoS 2 PUBLISH
+	// packets to persistent sessions that routing held in pc.
+	var pc *pubCtx
 	if p.QoS > 0 {
-		lp = &logged
+		pc = &pubCtx{}
 	}
-	n := b.route(m, lp)
+	n := b.route(m, pc)
 	code := mqtt.Success
 	if n == 0 && c.version == mqtt.V5 {
 		code = mqtt.NoMatchingSubscribers
 	}
 	switch p.QoS {
 	case 1:
-		c.writeAck(&mqtt.Ack{PacketType: mqtt.PUBACK, PacketID: p.PacketID, ReasonCode: code}, logged)
+		c.writeAck(&mqtt.Ack{PacketType: mqtt.PUBACK, PacketID: p.PacketID, ReasonCode: code}, pc.logged, pc.held)
 	case 2:
 		s := c.sess
 		s.mu.Lock()
@@ -128,10 +129,10 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 			// After the message's own records: once this one is durable,
 			// so are they, and a resent PUBLISH is known for a duplicate.
 			s.logRel(p.PacketID, now)
-			logged = true
+			pc.logged = true
 		}
 		s.mu.Unlock()
-		c.writeAck(&mqtt.Ack{PacketType: mqtt.PUBREC, PacketID: p.PacketID, ReasonCode: code}, logged)
+		c.writeAck(&mqtt.Ack{PacketType: mqtt.PUBREC, PacketID: p.PacketID, ReasonCode: code}, pc.logged, pc.held)
 	}
 	return nil
 }
@@ -146,23 +147,90 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 // sent: the client sends the packet again. The callback takes conn.wmu
 // only: the log's writer must never wait for a session lock, which a
 // session may hold while its Write waits for the writer (MaxPending).
-func (c *conn) writeAck(a *mqtt.Ack, durable bool) {
+//
+// held are the QoS 2 PUBLISH packets to persistent sessions that routing
+// the acknowledged packet produced: they go out in the same callback, first.
+func (c *conn) writeAck(a *mqtt.Ack, durable bool, held []heldWrite) {
 	st := c.b.store
-	if st == nil || (!durable && c.ackWait.Load() == 0) {
+	if st == nil || (!durable && len(held) == 0 && c.ackWait.Load() == 0) {
 		c.writePacket(a)
 		return
 	}
 	c.ackWait.Add(1)
 	err := st.Barrier(func() {
+		releaseHeld(held, true)
 		c.writePacket(a)
 		c.ackWait.Add(-1)
 	})
 	if err != nil {
+		releaseHeld(held, false)
 		c.ackWait.Add(-1)
 		if !errors.Is(err, wal.ErrClosed) {
 			c.b.log.Error("acknowledgement dropped: the durable state cannot be written", "client", c.clientID, "err", err)
 		}
 	}
+}
+
+// writeRel writes a PUBREL, after the connection's held PUBLISH packets
+// if any (see writeHeld), so that a resent PUBLISH and PUBREL keep their
+// order [MQTT-4.6.0-1]. Session lock held.
+func (c *conn) writeRel(a *mqtt.Ack) {
+	if c.outWait.Load() == 0 {
+		c.writePacket(a)
+		return
+	}
+	out, err := a.Encode(nil, c.version)
+	if err != nil {
+		c.b.log.Error("encode failed", "client", c.clientID, "type", a.Type(), "err", err)
+		return
+	}
+	c.writeHeld(out, nil)
+}
+
+// pubCtx is what routing one inbound QoS 1/2 PUBLISH did that its
+// acknowledgement must wait for.
+type pubCtx struct {
+	logged bool        // it wrote to the log
+	held   []heldWrite // QoS 2 PUBLISH packets to send once that is durable
+}
+
+// heldWrite is an encoded PUBLISH waiting for the log before it goes to c.
+type heldWrite struct {
+	c   *conn
+	pkt []byte
+}
+
+// releaseHeld sends (or, when send is false, drops) held packets.
+func releaseHeld(held []heldWrite, send bool) {
+	for _, h := range held {
+		if send {
+			h.c.write(h.pkt)
+		}
+		h.c.outWait.Add(-1)
+	}
+}
+
+// writeHeld queues pkt (which it copies) to go out once every write to
+// the log so far is durable: in pc's acknowledgement callback when pc is
+// not nil, else in a callback of its own. Packets that follow one held
+// take the same way, so that the connection's PUBLISH packets keep their
+// order. Session lock held.
+func (c *conn) writeHeld(pkt []byte, pc *pubCtx) bool {
+	buf := bytes.Clone(pkt)
+	c.outWait.Add(1)
+	if pc != nil {
+		pc.held = append(pc.held, heldWrite{c: c, pkt: buf})
+		return true
+	}
+	err := c.b.store.Barrier(func() {
+		c.write(buf)
+		c.outWait.Add(-1)
+	})
+	if err != nil {
+		c.outWait.Add(-1)
+		return false
+	}
+	return true
 }
 
 // newMessage turns an inbound PUBLISH into a routed message.
@@ -215,7 +283,7 @@ func (c *conn) handleAck(p *mqtt.Ack) error {
 			code = mqtt.PacketIDNotFound
 		}
 		// [MQTT-4.3.3-11] answer PUBREL with PUBCOMP.
-		c.writeAck(&mqtt.Ack{PacketType: mqtt.PUBCOMP, PacketID: p.PacketID, ReasonCode: code}, logged)
+		c.writeAck(&mqtt.Ack{PacketType: mqtt.PUBCOMP, PacketID: p.PacketID, ReasonCode: code}, logged, nil)
 		return nil
 	}
 	c.sess.ack(c, p)
@@ -229,11 +297,11 @@ var matchPool = sync.Pool{New: func() any { s := make([]topics.Sub, 0, 16); retu
 // a retained message, and returns the number of deliveries.
 func (b *Broker) publish(m *message) int { return b.route(m, nil) }
 
-// route is publish; it sets *logged (when logged is not nil) if it wrote
-// to the log.
-func (b *Broker) route(m *message, logged *bool) int {
-	if m.retain && b.storeRetained(m) && logged != nil {
-		*logged = true
+// route is publish; it records in pc (when not nil) what it wrote to the
+// log and the packets that wait for it.
+func (b *Broker) route(m *message, pc *pubCtx) int {
+	if m.retain && b.storeRetained(m) && pc != nil {
+		pc.logged = true
 	}
 	if bus := b.opts.Events; !m.sys && bus.Wants(events.MessagePublish) {
 		bus.Publish(b.messageEvent(events.MessagePublish, m, m.from, ""))
@@ -282,7 +350,7 @@ func (b *Broker) route(m *message, logged *bool) int {
 			qos = m.qos
 		}
 		// [MQTT-3.3.1-12] [MQTT-3.3.1-13] retain as published, else cleared.
-		s.deliver(delivery{msg: m, qos: qos, retain: m.retain && rap, subIDs: ids, enc: &enc, logged: logged})
+		s.deliver(delivery{msg: m, qos: qos, retain: m.retain && rap, subIDs: ids, enc: &enc, pc: pc})
 		n++
 	}
 	enc.release()

@@ -146,7 +146,7 @@ type delivery struct {
 	subIDs []uint32
 	enc    *encCache // shared encodings of this message; may be nil
 	pk     uint64    // the durable entry of a queued message; 0 = none
-	logged *bool     // set when the delivery wrote to the log; may be nil
+	pc     *pubCtx   // the inbound PUBLISH being routed; may be nil
 }
 
 // deliver hands d to the session: written at once when the client is online
@@ -191,7 +191,7 @@ func (s *session) enqueue(d delivery) {
 	}
 	om := outMsg{msg: d.msg, qos: d.qos, retain: d.retain, subIDs: d.subIDs}
 	if s.persisted && d.qos > 0 {
-		s.logEntry(&om, d.logged)
+		s.logEntry(&om, d.pc)
 	}
 	s.queue = append(s.queue, om)
 }
@@ -222,11 +222,19 @@ func (s *session) send(d delivery) {
 			om.state = awaitPubrec
 		}
 	}
+	if om != nil && s.persisted {
+		// Logged before it is written: a QoS 2 PUBLISH waits for the log
+		// (see writePublish), and must wait for this record too.
+		om.pk = d.pk
+		s.logEntry(om, d.pc)
+	}
 	if !c.writePublish(d, pid, false) && (om == nil || !c.isStopping()) {
 		// Too large for the client, or expired: the message is dropped.
 		// A QoS 1/2 message that only missed a closing connection stays
 		// in flight for the next one [MQTT-4.4.0-1].
-		if d.pk != 0 {
+		if om != nil && om.pk != 0 {
+			s.unlogEntry(d.msg, om.pk)
+		} else if d.pk != 0 {
 			s.unlogEntry(d.msg, d.pk)
 		}
 		return
@@ -236,10 +244,6 @@ func (s *session) send(d delivery) {
 			s.inflight = make(map[uint16]*outMsg)
 		}
 		s.inflight[pid] = om
-		if s.persisted {
-			om.pk = d.pk
-			s.logEntry(om, d.logged)
-		}
 	}
 }
 
@@ -291,7 +295,7 @@ func (s *session) resend() {
 	slices.SortFunc(list, func(a, b *outMsg) int { return cmp.Compare(a.seq, b.seq) })
 	for _, om := range list {
 		if om.state == awaitPubcomp {
-			s.conn.writePacket(&mqtt.Ack{PacketType: mqtt.PUBREL, PacketID: om.pid})
+			s.conn.writeRel(&mqtt.Ack{PacketType: mqtt.PUBREL, PacketID: om.pid})
 			continue
 		}
 		d := delivery{msg: om.msg, qos: om.qos, retain: om.retain, subIDs: om.subIDs}
@@ -341,7 +345,7 @@ func (s *session) ack(c *conn, p *mqtt.Ack) {
 			s.logEntry(om, nil)
 		}
 		// [MQTT-4.3.3-3] answer PUBREC with PUBREL.
-		c.writePacket(&mqtt.Ack{PacketType: mqtt.PUBREL, PacketID: p.PacketID})
+		c.writeRel(&mqtt.Ack{PacketType: mqtt.PUBREL, PacketID: p.PacketID})
 		return
 	case mqtt.PUBCOMP:
 		if om == nil || om.state != awaitPubcomp {

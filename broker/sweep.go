@@ -68,7 +68,7 @@ func (s *session) sweep(now time.Time) {
 		}
 		om.sent = now
 		if om.state == awaitPubcomp {
-			s.conn.writePacket(&mqtt.Ack{PacketType: mqtt.PUBREL, PacketID: om.pid})
+			s.conn.writeRel(&mqtt.Ack{PacketType: mqtt.PUBREL, PacketID: om.pid})
 			continue
 		}
 		s.conn.writePublish(delivery{msg: om.msg, qos: om.qos, retain: om.retain, subIDs: om.subIDs}, om.pid, true)
