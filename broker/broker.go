@@ -53,6 +53,9 @@ type Broker struct {
 	// (a leaf lock: taken under session.mu around the count and
 	// store.Write only).
 	persistMu sync.Mutex
+	// storeErrAt is when a failed write to the log was last reported
+	// (Unix nanoseconds).
+	storeErrAt atomic.Int64
 
 	started time.Time
 	msgSeq  atomic.Uint64 // message ids

@@ -492,11 +492,17 @@ func messageKey(id uint64) string {
 	return string(k[:])
 }
 
-// logWrite writes ops to the log; a failure is logged (a closed log is
-// not: the broker is shutting down).
+// logWrite writes ops to the log; a failure is logged, at most once a
+// minute (a failed log refuses every later write), and a closed log is
+// not: the broker is shutting down.
 func (b *Broker) logWrite(ops ...wal.Op) {
-	if err := b.store.Write(ops, nil); err != nil && !errors.Is(err, wal.ErrClosed) {
-		b.log.Error("writing the durable state failed", "err", err)
+	err := b.store.Write(ops, nil)
+	if err == nil || errors.Is(err, wal.ErrClosed) {
+		return
+	}
+	now := time.Now().UnixNano()
+	if last := b.storeErrAt.Load(); now-last >= int64(time.Minute) && b.storeErrAt.CompareAndSwap(last, now) {
+		b.log.Error("writing the durable state failed; changes are no longer saved", "err", err)
 	}
 }
 
