@@ -143,6 +143,12 @@ func (b *Broker) Start() error {
 				_ = b.store.Close()
 				b.store = nil
 			}
+			// Restored sessions may have armed expiry and will timers.
+			b.mu.Lock()
+			for _, s := range b.sessions {
+				s.stopTimers()
+			}
+			b.mu.Unlock()
 			return fmt.Errorf("broker: listener %s.%s on %s: %w", kind, l.Name, l.Addr, err)
 		}
 		nl := &listener{cfg: l, ln: ln, ident: string(kind) + ":" + l.Name, tr: tr}
