@@ -321,8 +321,12 @@ func (b *Broker) SubscribeFor(id, filter string, qos byte) error {
 	if s.subs == nil {
 		s.subs = make(map[string]subEntry)
 	}
-	s.subs[filter] = subEntry{sub: ts, added: time.Now()}
+	e := subEntry{sub: ts, added: time.Now()}
+	s.subs[filter] = e
 	s.nsubs.Store(int32(len(s.subs)))
+	if s.persisted {
+		s.logSub(filter, e)
+	}
 	s.mu.Unlock()
 	// [MQTT-3.8.4-3] a subscription to an existing filter replaces it.
 	b.index.Subscribe(ts)
@@ -348,6 +352,9 @@ func (b *Broker) UnsubscribeFor(id, filter string) (bool, error) {
 	_, had := s.subs[filter]
 	delete(s.subs, filter)
 	s.nsubs.Store(int32(len(s.subs)))
+	if had && s.persisted {
+		s.unlogSub(filter)
+	}
 	s.mu.Unlock()
 	removed := b.index.Unsubscribe(s, f, group)
 	return had || removed, nil

@@ -515,3 +515,39 @@ func TestAcksWaitForTheLog(t *testing.T) {
 		t.Fatalf("clean subscriber got %q", p.Payload)
 	}
 }
+
+// TestAdminSubscriptionsSurviveRestart: subscriptions added and removed
+// through the management calls (SubscribeFor, UnsubscribeFor) for a
+// persistent session are saved like the client's own: after a restart the
+// one added still routes to the session, the one removed does not.
+func TestAdminSubscriptionsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	b, addr := restartable(t, dir, wal.SyncAlways)
+	cp := &mqtt.Connect{ClientID: "dev", CleanStart: false}
+	sub, _ := dialConnect(t, addr, mqtt.V311, cp)
+	if err := b.SubscribeFor("dev", "cmd/kept", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SubscribeFor("dev", "cmd/removed", 1); err != nil {
+		t.Fatal(err)
+	}
+	if had, err := b.UnsubscribeFor("dev", "cmd/removed"); err != nil || !had {
+		t.Fatalf("UnsubscribeFor: %v, %v", had, err)
+	}
+	sub.Send(&mqtt.Disconnect{})
+	sub.ExpectClosed()
+	stopBroker(t, b)
+
+	_, addr = restartable(t, dir, wal.SyncAlways)
+	sub, ack := dialConnect(t, addr, mqtt.V311, cp)
+	if !ack.SessionPresent {
+		t.Fatal("CONNACK session present = 0 after the restart")
+	}
+	pub := connectClean(t, addr, mqtt.V311, "pub")
+	publishAcked(t, pub, 1, "cmd/removed", 1, "not for dev")
+	publishAcked(t, pub, 2, "cmd/kept", 1, "for dev")
+	if got := readPublish(t, sub); got.Topic != "cmd/kept" || string(got.Payload) != "for dev" {
+		t.Fatalf("got %q on %q, want \"for dev\" on cmd/kept", got.Payload, got.Topic)
+	}
+	expectNothing(t, sub, "after the kept subscription's message")
+}
