@@ -1132,15 +1132,17 @@ func TestClientsPagingThousand(t *testing.T) {
 		{"conn_state=disconnected", 25},
 		{"conn_state=idle", 0},
 		{"clean_start=true", 750},
-		// Offline sessions have no connection to read clean_start from.
-		{"clean_start=false", 250 - 25},
-		{"ip_address=127.0.0.1", n - 25},
+		// Offline sessions are matched by their last connection, as
+		// EMQX 4 lists them.
+		{"clean_start=false", 250},
+		{"clean_start=false&conn_state=disconnected", 25},
+		{"ip_address=127.0.0.1", n},
 		{"ip_address=127.0.0.2", 0},
-		{"zone=external", n - 25},
+		{"zone=external", n},
 		{"zone=internal", 0},
 		{fmt.Sprintf("_gte_created_at=%d&_lte_created_at=%d", start, end), n},
 		{fmt.Sprintf("_lte_created_at=%d", start-1), 0},
-		{fmt.Sprintf("_gte_connected_at=%d", start), n - 25},
+		{fmt.Sprintf("_gte_connected_at=%d", start), n},
 		{fmt.Sprintf("_gte_connected_at=%d", end+1), 0},
 		{fmt.Sprintf("_lte_connected_at=%d&conn_state=connected", end), n - 25},
 		{"_lte_mqueue_len=0&_lte_mqueue_dropped=0", n},
@@ -1152,6 +1154,16 @@ func TestClientsPagingThousand(t *testing.T) {
 		if cs := decode[[]clientObj](t, r.Data); r.Code != 0 || len(cs) != tt.want || meta.Count != -1 || meta.HasNext {
 			t.Errorf("%s: code %d, %d clients, meta %+v; want %d, count -1", tt.query, r.Code, len(cs), meta, tt.want)
 		}
+	}
+	// An offline session shows its last connection, and when it ended.
+	r := f.call(http.MethodGet, "/api/v4/clients/k0003", "")
+	var off []map[string]any
+	if err := json.Unmarshal(r.Data, &off); err != nil || len(off) != 1 {
+		t.Fatalf("GET /clients/k0003: %v, %s", err, r.Data)
+	}
+	if o := off[0]; o["connected"] != false || o["ip_address"] != "127.0.0.1" || o["clean_start"] != false ||
+		o["zone"] != "external" || o["keepalive"] != float64(60) || o["connected_at"] == nil || o["disconnected_at"] == nil {
+		t.Errorf("offline k0003: %v", o)
 	}
 	// A filtered list is paged too.
 	for page, want := range []struct {

@@ -29,6 +29,7 @@ type client struct {
 	ExpiryInterval   int64   `json:"expiry_interval"`
 	IsBridge         bool    `json:"is_bridge"`
 	ConnectedAt      string  `json:"connected_at,omitempty"`
+	DisconnectedAt   string  `json:"disconnected_at,omitempty"`
 	CreatedAt        string  `json:"created_at"`
 	SubscriptionsCnt int     `json:"subscriptions_cnt"`
 	MaxSubscriptions int     `json:"max_subscriptions"`
@@ -78,6 +79,9 @@ func (s *Server) clientObject(ci broker.ClientInfo) client {
 	}
 	if !ci.ConnectedAt.IsZero() {
 		out.ConnectedAt = ci.ConnectedAt.Format(dateTimeFormat)
+	}
+	if !ci.DisconnectedAt.IsZero() {
+		out.DisconnectedAt = ci.DisconnectedAt.Format(dateTimeFormat)
 	}
 	return out
 }
@@ -148,7 +152,9 @@ func parseClientFilter(q url.Values) (f clientFilter, bad, typ string) {
 		if err != nil {
 			return f, v, "atom"
 		}
-		f.add(func(ci broker.ClientInfo) bool { return ci.Connected && ci.CleanStart == b })
+		f.add(func(ci broker.ClientInfo) bool {
+			return ci.CleanStart == b && (ci.Connected || !ci.ConnectedAt.IsZero())
+		})
 	}
 	if v, ok := qv(q, "proto_name"); ok {
 		f.add(func(ci broker.ClientInfo) bool { return ci.ProtoName == v })

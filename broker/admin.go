@@ -27,11 +27,14 @@ var (
 // ClientInfo describes one session and, when it is online, its connection,
 // as the management API reports it.
 type ClientInfo struct {
-	ClientID       string
-	Username       string
-	UsernameSet    bool
-	Peer           netip.AddrPort // zero while offline
-	Listener       string         // e.g. "tcp:external"; "" while offline
+	ClientID    string
+	Username    string
+	UsernameSet bool
+	// Peer, Listener, ProtoName, CleanStart, KeepAlive and ConnectedAt
+	// are those of the connection, or while offline of the last one (zero
+	// if the session has had none since the broker started).
+	Peer           netip.AddrPort
+	Listener       string // e.g. "tcp:external"
 	Connected      bool
 	ProtoName      string // "MQTT" or "MQIsdp"
 	ProtoVer       byte   // 3, 4 or 5
@@ -39,8 +42,9 @@ type ClientInfo struct {
 	KeepAlive      uint16
 	ExpiryInterval time.Duration // session expiry after disconnect
 	NeverExpires   bool          // v5 expiry 0xFFFFFFFF
-	ConnectedAt    time.Time     // zero while offline
-	CreatedAt      time.Time     // when the session was created
+	ConnectedAt    time.Time
+	DisconnectedAt time.Time // when the last connection ended; zero while online
+	CreatedAt      time.Time // when the session was created
 
 	Subscriptions    int
 	MaxSubscriptions int // 0 = unlimited
@@ -115,6 +119,16 @@ func (b *Broker) info(s *session) ClientInfo {
 		ci.KeepAlive = c.info.keepAlive
 		if c.info.protoName != "" {
 			ci.ProtoName = c.info.protoName
+		}
+	} else if l := s.last; !l.connectedAt.IsZero() {
+		ci.Peer = l.peer
+		ci.Listener = l.listener
+		ci.ConnectedAt = l.connectedAt
+		ci.DisconnectedAt = l.disconnectedAt
+		ci.CleanStart = l.cleanStart
+		ci.KeepAlive = l.keepAlive
+		if l.protoName != "" {
+			ci.ProtoName = l.protoName
 		}
 	}
 	return ci

@@ -451,6 +451,9 @@ func (b *Broker) detach(c *conn, why string) {
 	}
 	s.conn = nil
 	s.online.Store(false)
+	s.last = lastConn{peer: c.peer, listener: c.l.ident, protoName: c.info.protoName,
+		cleanStart: c.info.cleanStart, keepAlive: c.info.keepAlive,
+		connectedAt: c.connAt, disconnectedAt: time.Now()}
 	persistent := s.expiry > 0 || s.neverEnds
 	will := c.will()
 	if !persistent {

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"cmp"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -91,6 +92,22 @@ type session struct {
 	persisted  bool   // its changes go to the log (see persist.go)
 	inc        uint64 // its incarnation in the log's keys
 	pseq       uint64 // last key of a durable entry
+	last       lastConn
+}
+
+// lastConn is what an offline session remembers of its last connection,
+// for the management API (EMQX 4 lists an offline session with the
+// address, protocol and times of the connection it had). It is not saved
+// in the log: a session restored after a restart has none until its
+// client connects again.
+type lastConn struct {
+	peer           netip.AddrPort
+	listener       string
+	protoName      string
+	cleanStart     bool
+	keepAlive      uint16
+	connectedAt    time.Time
+	disconnectedAt time.Time
 }
 
 // subEntry is one subscription as the session remembers it.
