@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -35,6 +36,9 @@ var ErrBadTLS = errors.New("listener: bad tls settings")
 type Certs struct {
 	files TLSFiles
 	cur   atomic.Pointer[tls.Config]
+	// read is a digest of the files as the last Reload read them (whether
+	// they were valid or not): Watch reloads only when it changes.
+	read atomic.Pointer[[sha256.Size]byte]
 }
 
 // LoadTLS reads and checks the files of f. Its error names the file at
@@ -49,6 +53,8 @@ func LoadTLS(f TLSFiles) (*Certs, error) {
 
 // Reload reads the files again. On error the configuration in use is kept.
 func (c *Certs) Reload() error {
+	sum := c.files.digest()
+	c.read.Store(&sum)
 	cfg, err := buildTLS(c.files)
 	if err != nil {
 		return err
@@ -67,6 +73,23 @@ func (c *Certs) Config() *tls.Config {
 			return c.cur.Load(), nil
 		},
 	}
+}
+
+// digest is a SHA-256 of the names and contents of f's files (a file that
+// cannot be read counts by its error).
+func (f TLSFiles) digest() [sha256.Size]byte {
+	h := sha256.New()
+	for _, name := range []string{f.CertFile, f.KeyFile, f.CACertFile} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			b = []byte(err.Error())
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", name, len(b))
+		h.Write(b)
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
 }
 
 // buildTLS makes a tls.Config from the files and options of f.

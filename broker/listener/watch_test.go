@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -104,4 +106,50 @@ func mustCopy(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 	mustRename(t, to+".tmp", to)
+}
+
+// TestTLSWatchIgnoresOtherFiles: a file written again and again in the
+// directory of the certificate (a log, say) and the certificate written
+// back unchanged cause no reload; a real change still does.
+func TestTLSWatchIgnoresOtherFiles(t *testing.T) {
+	p := newPKI(t, "test CA")
+	certs, err := listener.LoadTLS(listener.TLSFiles{CertFile: p.CertFile, KeyFile: p.KeyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	reports := make(chan error, 64)
+	done := make(chan error, 1)
+	go func() { done <- certs.Watch(ctx, func(err error) { reports <- err }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Watch: %v", err)
+		}
+	})
+	logFile := filepath.Join(filepath.Dir(p.CertFile), "mqgate.log")
+	for i := range 20 {
+		if err := os.WriteFile(logFile, []byte(fmt.Sprintf("line %d\n", i)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mustCopy(t, p.CertFile, p.CertFile) // same bytes, renamed over itself
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case err := <-reports:
+		t.Fatalf("reload reported (%v) though the files did not change", err)
+	case <-time.After(4 * 250 * time.Millisecond): // four settle periods
+	}
+	// A real change is still picked up (written until Watch sees it).
+	cert, key := p.issueFiles(t, "server2", pkix.Name{CommonName: "127.0.0.1"}, true)
+	mustCopy(t, cert, p.CertFile)
+	mustCopy(t, key, p.KeyFile)
+	select {
+	case err := <-reports:
+		if err != nil {
+			t.Fatalf("reload of a valid new certificate: %v", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("the new certificate was never reloaded")
+	}
 }
