@@ -92,6 +92,8 @@ var coreKeys = []Key{
 		Doc: "Name of this node, shown in $SYS topics, the management API and logs."},
 	{Name: "node.data_dir", Kind: String, Default: "data",
 		Doc: "Directory for persistent state (sessions, retained messages, webhook outbox); a relative path is relative to the working directory."},
+	{Name: "node.heap_floor", Kind: Bytesize, Default: "64MB", Min: 0,
+		Doc: "Heap size below which the Go garbage collector does not run, kept by an allocation that is never written: a broker with a small live heap otherwise collects every few megabytes of allocation (every 6 ms under load, 7-12% of its CPU). Under load the process holds up to about this much more memory between collections. 0 = Go's default."},
 
 	// log
 	{Name: "log.level", Kind: Enum, Default: "info", Enum: []string{"debug", "info", "warn", "error"}, Reload: true,

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
@@ -116,6 +117,8 @@ func serve(args, environ []string, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg, stderr)
+	floor := heapFloor(cfg.Bytes("node.heap_floor"))
+	defer runtime.KeepAlive(floor)
 	opts, certs, err := brokerOptions(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "mqgate: %v\n", err)
@@ -333,4 +336,20 @@ func startCPUProfile(path string) (func(), error) {
 		pprof.StopCPUProfile()
 		_ = f.Close()
 	}, nil
+}
+
+// heapFloor returns an allocation of n bytes that is never written: it
+// counts toward the heap that the garbage collector's goal is set from, so
+// that a broker whose live heap is a few megabytes does not collect every
+// few megabytes of allocation (a collection every 6 ms under load, 7-12 %
+// of its CPU, was measured). Its own pages are never touched, so they take
+// address space, not resident memory, and the collector does not scan
+// them (a byte slice holds no pointers); what it costs is the garbage that
+// may now pile up to about n bytes between collections. It must stay
+// reachable while the broker runs.
+func heapFloor(n int64) []byte {
+	if n <= 0 {
+		return nil
+	}
+	return make([]byte, n)
 }
