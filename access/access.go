@@ -8,6 +8,7 @@ package access
 import (
 	"context"
 	"net/netip"
+	"sync/atomic"
 	"time"
 )
 
@@ -110,6 +111,46 @@ type Decision struct {
 	// Refusal says how a Deny at authentication is reported to the client;
 	// the zero value is "bad username or password".
 	Refusal Refusal
+	// Reuse, set by a caching authorizer, says how long the caller may
+	// reuse this authorization decision for the same request without
+	// asking again; the zero value: not at all.
+	Reuse Reuse
+}
+
+// Reuse is a promise from a caching authorizer: its decision stands while
+// two counters keep their values and a clock stays below a deadline, so
+// that a caller that asks the same question again and again (a device
+// publishing to one topic) can check three atomic loads instead of asking.
+// The zero value is never valid.
+type Reuse struct {
+	epochs [2]*atomic.Uint64
+	want   [2]uint64
+	clock  *atomic.Int64 // unix nanoseconds
+	until  int64
+	hits   *atomic.Uint64 // counts reuses; may be nil
+}
+
+// NewReuse promises that a decision stands while each epochs[i] holds
+// want[i] and clock is below until; hits, if not nil, counts each reuse.
+func NewReuse(epochs [2]*atomic.Uint64, want [2]uint64, clock *atomic.Int64, until int64, hits *atomic.Uint64) Reuse {
+	return Reuse{epochs: epochs, want: want, clock: clock, until: until, hits: hits}
+}
+
+// Valid reports whether the decision still stands, and counts a reuse
+// when it does.
+func (r Reuse) Valid() bool {
+	if r.clock == nil || r.clock.Load() >= r.until {
+		return false
+	}
+	for i, e := range r.epochs {
+		if e != nil && e.Load() != r.want[i] {
+			return false
+		}
+	}
+	if r.hits != nil {
+		r.hits.Add(1)
+	}
+	return true
 }
 
 // Refusal is the kind of a refused CONNECT, which picks the CONNACK code.

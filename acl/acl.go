@@ -187,14 +187,28 @@ func (c *Chain) Authorize(ctx context.Context, req access.Request) access.Decisi
 	gen := c.gen.Load()
 	now := c.nowNano()
 	cc := c.clientCache(req)
-	if d, ok := cc.get(k, gen, now); ok {
+	if d, expires, ok := cc.get(k, gen, now); ok {
+		d.Reuse = c.reuse(cc, gen, expires)
 		return d
 	}
 	d := c.ask(ctx, req, nil)
 	if ctx.Err() == nil {
-		cc.put(k, d, gen, now+int64(c.ttl), c.maxSize)
+		expires := now + int64(c.ttl)
+		cc.put(k, d, gen, expires, c.maxSize)
+		d.Reuse = c.reuse(cc, gen, expires)
 	}
 	return d
+}
+
+// reuse is the promise that goes with a decision cached in cc: it stands
+// until a reload (the generation), until cc is dropped (Forget, a
+// reconnect with other credentials) and until it expires. With an Options.Now
+// clock there is no shared clock to check, so no promise.
+func (c *Chain) reuse(cc *clientCache, gen uint64, expires int64) access.Reuse {
+	if c.now != nil {
+		return access.Reuse{}
+	}
+	return access.NewReuse([2]*atomic.Uint64{&c.gen.n, &cc.epoch}, [2]uint64{gen, 0}, &c.clock, expires, &cc.hits)
 }
 
 // ask runs the chain; each link's answer goes to each when it is not nil.
@@ -224,8 +238,9 @@ func (c *Chain) Forget(clientID string) {
 
 // retire keeps the counters of a cache that is dropped.
 func (c *Chain) retire(cc *clientCache) {
+	cc.epoch.Add(1) // its decisions are no longer reused
 	cc.mu.Lock()
-	h, m := cc.hits, cc.misses
+	h, m := cc.hits.Load(), cc.misses
 	cc.mu.Unlock()
 	c.goneMu.Lock()
 	c.goneHits += h
@@ -242,7 +257,7 @@ func (c *Chain) CacheStats() (hits, misses uint64) {
 	c.clients.Range(func(_, v any) bool {
 		cc := v.(*clientCache)
 		cc.mu.Lock()
-		hits += cc.hits
+		hits += cc.hits.Load()
 		misses += cc.misses
 		cc.mu.Unlock()
 		return true
@@ -304,7 +319,12 @@ type clientCache struct {
 	entries map[cacheKey]cacheEntry
 	order   []cacheKey // insertion order, for eviction; oldest first
 
-	hits, misses uint64
+	// hits counts decisions served from here, by the cache or reused by
+	// the caller (access.Reuse); epoch, bumped when the cache is dropped,
+	// ends the reuse of its decisions.
+	hits   atomic.Uint64
+	misses uint64
+	epoch  atomic.Uint64
 }
 
 // clientCache returns the cache of req's client, replacing a cache made for
@@ -329,7 +349,7 @@ func (cc *clientCache) owns(req access.Request) bool {
 
 // get returns the cached decision for k if it is from generation gen and
 // has not expired.
-func (cc *clientCache) get(k cacheKey, gen uint64, now int64) (access.Decision, bool) {
+func (cc *clientCache) get(k cacheKey, gen uint64, now int64) (access.Decision, int64, bool) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	e, ok := cc.entries[k]
@@ -341,11 +361,11 @@ func (cc *clientCache) get(k cacheKey, gen uint64, now int64) (access.Decision, 
 		cc.order = cc.order[:0]
 	case now >= e.expires:
 	default:
-		cc.hits++
-		return e.d, true
+		cc.hits.Add(1)
+		return e.d, e.expires, true
 	}
 	cc.misses++
-	return access.Decision{}, false
+	return access.Decision{}, 0, false
 }
 
 // put stores d under k, dropping the oldest entries beyond max.

@@ -178,3 +178,68 @@ func TestCacheOwnClock(t *testing.T) {
 	c.Close()
 	c.Close() // twice is fine
 }
+
+// TestReuse: a decision from the cache carries a promise (access.Reuse)
+// that holds until a reload (the generation), until the client's cache is
+// dropped (Forget) and until the TTL passes on the chain's clock; every
+// reuse counts as a cache hit.
+func TestReuse(t *testing.T) {
+	f := &fixed{v: access.Allow}
+	gen := new(Generation)
+	c, err := New(Options{Links: []Link{{Name: "f", Authorizer: f}}, Cache: true, CacheMaxSize: 4,
+		CacheTTL: time.Hour, Generation: gen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	req := access.Request{Identity: access.Identity{ClientID: "c1"}, Action: access.Publish, Topic: "a/b"}
+
+	d := c.Authorize(ctx, req)
+	if !d.Reuse.Valid() || !d.Reuse.Valid() {
+		t.Fatal("a fresh decision cannot be reused")
+	}
+	if hits, _ := c.CacheStats(); hits != 2 {
+		t.Fatalf("%d cache hits after two reuses, want 2", hits)
+	}
+	gen.Bump()
+	if d.Reuse.Valid() {
+		t.Fatal("reused after a reload")
+	}
+
+	d = c.Authorize(ctx, req)
+	if !d.Reuse.Valid() {
+		t.Fatal("the decision after the reload cannot be reused")
+	}
+	c.Forget("c1")
+	if d.Reuse.Valid() {
+		t.Fatal("reused after Forget")
+	}
+
+	if (access.Reuse{}).Valid() {
+		t.Fatal("the zero Reuse is valid")
+	}
+	// The chain's clock ends the promise at the TTL.
+	short, err := New(Options{Links: []Link{{Name: "f", Authorizer: f}}, Cache: true, CacheMaxSize: 4, CacheTTL: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer short.Close()
+	d = short.Authorize(ctx, req)
+	for deadline := time.Now().Add(10 * time.Second); d.Reuse.Valid(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the promise never expired")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// A chain on an injected clock makes no promise.
+	fake, err := New(Options{Links: []Link{{Name: "f", Authorizer: f}}, Cache: true, CacheMaxSize: 4, CacheTTL: time.Hour,
+		Now: func() time.Time { return time.Unix(1, 0) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fake.Close()
+	if d := fake.Authorize(ctx, req); d.Reuse.Valid() {
+		t.Fatal("a promise on an injected clock")
+	}
+}

@@ -42,6 +42,8 @@ type conn struct {
 	// From the TLS handshake: the verified client certificate, if any.
 	cert transport.Peer
 
+	aclLast *lastDecision // reader goroutine only; nil until the first PUBLISH
+
 	// Set during CONNECT by the reader, read-only afterwards.
 	version   mqtt.Version
 	clientID  string

@@ -84,7 +84,7 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 		s.mu.Unlock()
 	}
 
-	if !c.authorize(access.Publish, p.Topic, p.QoS, p.Retain) {
+	if !c.authorizePublish(p.Topic, p.QoS, p.Retain) {
 		b.m.publishAuthErr.Add(1)
 		if b.opts.ACLDenyDisconnect {
 			c.setStop(mqtt.NotAuthorized, "not_authorized")
@@ -392,12 +392,53 @@ func (b *Broker) storeRetained(m *message) bool {
 	return b.persistRetained(m.topic, m)
 }
 
+// authorizePublish is authorize for the PUBLISH packets of the reader
+// goroutine: it reuses the connection's last decision while the
+// authorizer's promise (access.Reuse) holds, so that a client publishing
+// to the same topic again is checked with a string comparison and three
+// atomic loads instead of a cache lookup.
+func (c *conn) authorizePublish(topic string, qos byte, retain bool) bool {
+	if m := c.aclLast; m != nil && m.topic == topic && m.qos == qos && m.retain == retain && m.reuse.Valid() {
+		if m.allow {
+			c.b.m.aclAllow.Add(1)
+		} else {
+			c.b.m.aclDeny.Add(1)
+		}
+		return m.allow
+	}
+	allow, reuse := c.decide(access.Publish, topic, qos, retain)
+	if reuse != (access.Reuse{}) {
+		if c.aclLast == nil {
+			c.aclLast = new(lastDecision)
+		}
+		*c.aclLast = lastDecision{topic: topic, qos: qos, retain: retain, allow: allow, reuse: reuse}
+	}
+	return allow
+}
+
+// lastDecision is the last PUBLISH decision of a connection (see
+// authorizePublish).
+type lastDecision struct {
+	topic  string
+	qos    byte
+	retain bool
+	allow  bool
+	reuse  access.Reuse
+}
+
 // authorize asks the Authorizer (or applies acl_nomatch) for this client.
 func (c *conn) authorize(a access.Action, topic string, qos byte, retain bool) bool {
+	allow, _ := c.decide(a, topic, qos, retain)
+	return allow
+}
+
+// decide is authorize, plus how long the decision may be reused.
+func (c *conn) decide(a access.Action, topic string, qos byte, retain bool) (bool, access.Reuse) {
 	b := c.b
 	if c.sess != nil && c.superuser {
-		return true
+		return true, access.Reuse{}
 	}
+	var reuse access.Reuse
 	v := b.opts.ACLNoMatch
 	if b.opts.Authorizer != nil {
 		// No per-call deadline: a context.WithTimeout costs ~2 µs, more than
@@ -410,11 +451,12 @@ func (c *conn) authorize(a access.Action, topic string, qos byte, retain bool) b
 		if d.Verdict != access.Ignore {
 			v = d.Verdict
 		}
+		reuse = d.Reuse
 	}
 	if v == access.Allow {
 		b.m.aclAllow.Add(1)
-		return true
+		return true, reuse
 	}
 	b.m.aclDeny.Add(1)
-	return false
+	return false, reuse
 }
