@@ -43,6 +43,14 @@ done < <(compgen -e | grep '^MQGATE__')
 
 run_mqgate() { env "${unset_env[@]}" "$tmp/mqgate" "$@"; }
 
+# BROKER_CPUS and LOAD_CPUS (taskset lists such as 0 and 1), when set, pin
+# the broker and the load generator to those CPUs: each then has its own
+# core and does not compete with the other for it.
+broker_pin=()
+load_pin=()
+if [[ -n ${BROKER_CPUS:-} ]]; then broker_pin=(taskset -c "$BROKER_CPUS"); fi
+if [[ -n ${LOAD_CPUS:-} ]]; then load_pin=(taskset -c "$LOAD_CPUS"); fi
+
 broker_pid=""
 
 # start_mqgate CONF LOG PORT [ARGS...]: start mqgate serve -c CONF ARGS...,
@@ -50,7 +58,7 @@ broker_pid=""
 start_mqgate() {
 	local conf=$1 logf=$2 port=$3
 	shift 3
-	env "${unset_env[@]}" "$tmp/mqgate" serve -c "$conf" "$@" >"$logf" 2>&1 &
+	"${broker_pin[@]}" env "${unset_env[@]}" "$tmp/mqgate" serve -c "$conf" "$@" >"$logf" 2>&1 &
 	broker_pid=$!
 	if ! wait_listen "$port" "$broker_pid"; then
 		log "$conf: did not start listening on 127.0.0.1:$port; its log:"

@@ -116,7 +116,7 @@ for round in $(seq 1 "$ROUNDS"); do
 				recv_pid=""
 				continue
 			fi
-			timeout "$limit" "$tmp/mqload" -addr "127.0.0.1:$port" -pid "$broker_pid" \
+			timeout "$limit" "${load_pin[@]}" "$tmp/mqload" -addr "127.0.0.1:$port" -pid "$broker_pid" \
 				-scenario "$scenario" -label "$conf" -round "$round" \
 				-duration "$DURATION" -json >"$tmp/run.json"
 			rc=$?
