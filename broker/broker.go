@@ -143,12 +143,7 @@ func (b *Broker) Start() error {
 				_ = b.store.Close()
 				b.store = nil
 			}
-			// Restored sessions may have armed expiry and will timers.
-			b.mu.Lock()
-			for _, s := range b.sessions {
-				s.stopTimers()
-			}
-			b.mu.Unlock()
+			b.dropRestored()
 			return fmt.Errorf("broker: listener %s.%s on %s: %w", kind, l.Name, l.Addr, err)
 		}
 		nl := &listener{cfg: l, ln: ln, ident: string(kind) + ":" + l.Name, tr: tr}
@@ -166,6 +161,30 @@ func (b *Broker) Start() error {
 	b.startSys()
 	b.startSweeper()
 	return nil
+}
+
+// dropRestored forgets the sessions that a Start which then failed
+// restored from the log (stopping their expiry and will timers and taking
+// their subscriptions out of the index), so that a later Start restores
+// them once, from the log again.
+func (b *Broker) dropRestored() {
+	b.mu.Lock()
+	restored := b.sessions
+	b.sessions = make(map[string]*session)
+	b.mu.Unlock()
+	for _, s := range restored {
+		s.stopTimers()
+		s.mu.Lock()
+		filters := make([]string, 0, len(s.subs))
+		for f := range s.subs {
+			filters = append(filters, f)
+		}
+		s.mu.Unlock()
+		for _, f := range filters {
+			group, filter, _ := mqtt.ParseShared(f)
+			b.index.Unsubscribe(s, filter, group)
+		}
+	}
 }
 
 // goRun starts f on a goroutine owned by the broker: Shutdown waits for it.

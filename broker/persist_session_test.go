@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -550,4 +551,65 @@ func TestAdminSubscriptionsSurviveRestart(t *testing.T) {
 		t.Fatalf("got %q on %q, want \"for dev\" on cmd/kept", got.Payload, got.Topic)
 	}
 	expectNothing(t, sub, "after the kept subscription's message")
+}
+
+// TestStartAgainAfterListenFailure: a Start that restored the log and
+// then could not bind its listener leaves nothing behind, so a second
+// Start restores the sessions once: the persistent subscriber gets every
+// message once, and after another restart nothing more.
+func TestStartAgainAfterListenFailure(t *testing.T) {
+	dir := t.TempDir()
+	b, addr := restartable(t, dir, wal.SyncAlways)
+	cp := &mqtt.Connect{ClientID: "dev", CleanStart: false}
+	sub, _ := dialConnect(t, addr, mqtt.V311, cp)
+	mustSubscribe(t, sub, "t/#", 1)
+	sub.Send(&mqtt.Disconnect{})
+	sub.ExpectClosed()
+	pub := connectClean(t, addr, mqtt.V311, "pub")
+	for i := range 3 {
+		publishAcked(t, pub, uint16(i+1), "t/x", 1, fmt.Sprint(i))
+	}
+	stopBroker(t, b)
+
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := broker.DefaultOptions()
+	o.Listeners = []broker.Listener{{Name: "external", Addr: busy.Addr().String()}}
+	o.SysInterval = 0
+	o.StoreDir, o.StoreSync = dir, wal.SyncAlways
+	b2, err := broker.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b2.Start(); err == nil {
+		t.Fatal("Start succeeded on a port in use")
+	}
+	busy.Close()
+	if err := b2.Start(); err != nil {
+		t.Fatalf("second Start: %v", err)
+	}
+	addr = b2.Addr("external").String()
+	pub = connectClean(t, addr, mqtt.V311, "pub")
+	for i := 3; i < 5; i++ {
+		publishAcked(t, pub, uint16(i+1), "t/x", 1, fmt.Sprint(i))
+	}
+	sub, ack := dialConnect(t, addr, mqtt.V311, cp)
+	if !ack.SessionPresent {
+		t.Fatal("session not present after the second Start")
+	}
+	for i := range 5 {
+		p := readPublish(t, sub)
+		if string(p.Payload) != fmt.Sprint(i) {
+			t.Fatalf("message %d: %q", i, p.Payload)
+		}
+		sub.Send(&mqtt.Ack{PacketType: mqtt.PUBACK, PacketID: p.PacketID})
+	}
+	expectNothing(t, sub, "after the five messages")
+	stopBroker(t, b2)
+
+	_, addr = restartable(t, dir, wal.SyncAlways)
+	sub, _ = dialConnect(t, addr, mqtt.V311, cp)
+	expectNothing(t, sub, "after the next restart")
 }
