@@ -17,8 +17,9 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 )
 
-// ErrLocked is returned by Open when another process holds the file.
-var ErrLocked = errors.New("store: file is in use by another process")
+// ErrLocked is wrapped by the errors of Open, OpenSegments and LockDir
+// when another process holds the file or directory.
+var ErrLocked = errors.New("in use by another process")
 
 // Record is one entry of a Queue: a sequence number and opaque bytes.
 type Record struct {

@@ -48,12 +48,14 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/mqgate/mqgate/store"
 )
 
-// ErrLocked is returned by Open when another process holds the directory.
-var ErrLocked = errors.New("wal: directory is in use by another process")
+// ErrLocked is wrapped by the error of Open when another process holds
+// the directory.
+var ErrLocked = store.ErrLocked
 
 // ErrClosed is returned by Write after Close.
 var ErrClosed = errors.New("wal: closed")
@@ -214,19 +216,9 @@ func Open(dir string, o Options, apply func(Op) error) (*Log, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("wal: %w", err)
-	}
-	lock, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
+	lock, err := store.LockDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
-	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		lock.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
-		}
-		return nil, fmt.Errorf("wal: lock %s: %w", dir, err)
 	}
 	l := &Log{
 		dir:     dir,
