@@ -43,25 +43,9 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-4s}
 BUDGET=${BUDGET:-170}
 
-tmp=$(mktemp -d)
-RESULTS=${RESULTS:-$tmp/results.jsonl}
-: >"$RESULTS"
-
-cleanup() {
-	if [[ -n $broker_pid ]]; then
-		stop_broker
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
-die() {
-	log "acl.sh: $*"
-	exit 1
-}
+bench_setup
 
 # The policy lives in a directory of its own: the casbin backend watches the
 # policy file's directory, and nothing else is written there during a run.
@@ -181,46 +165,23 @@ explain allow subscribe bench/q/+ mqload-1-qos1-sub0 1
 explain deny publish bench/0/y mqload-1-fanin-pub0 0
 explain deny subscribe bench/0/y mqload-1-fanin-sub0 0
 
-# A run's worst case: warm-up, measurement, drain and connection set-up.
-secs=${DURATION%s}
-[[ $secs =~ ^[0-9]+$ ]] || secs=4
-per_run=$((secs + 4))
-limit=$((secs + 60))
+# A run's worst case: DURATION and 4 s.
+run_times 4 4
 
-failed=0
-skipped=0
 for round in $(seq 1 "$ROUNDS"); do
 	for scenario in $SCENARIOS; do
 		for conf in noacl casbin; do
-			if ((SECONDS + per_run > BUDGET)); then
-				skipped=$((skipped + 1))
-				continue
-			fi
+			run_fits || continue
 			port=$(free_port) || die "no free port"
 			if ! start_broker "$conf" "$port"; then
-				printf '{"scenario":"%s","broker":"%s","round":%d,"error":"broker did not start"}\n' \
-					"$scenario" "$conf" "$round" >>"$RESULTS"
-				failed=$((failed + 1))
+				start_failed "$scenario" "$conf" "$round"
 				continue
 			fi
 			timeout "$limit" "${load_pin[@]}" "$tmp/mqload" -addr "127.0.0.1:$port" -pid "$broker_pid" \
 				-scenario "$scenario" -label "$conf" -round "$round" \
 				-duration "$DURATION" -json >"$tmp/run.json"
-			rc=$?
-			if [[ -s $tmp/run.json ]]; then
-				cat "$tmp/run.json" >>"$RESULTS"
-			else
-				printf '{"scenario":"%s","broker":"%s","round":%d,"error":"mqload exited with status %d and no result"}\n' \
-					"$scenario" "$conf" "$round" "$rc" >>"$RESULTS"
-			fi
-			if ((rc != 0)); then
-				failed=$((failed + 1))
-			fi
-			if ! kill -0 "$broker_pid" 2>/dev/null; then
-				log "$conf: exited during the run; its log:"
-				tail -n 20 "$tmp/$conf.log" >&2
-			fi
-			stop_broker
+			save_result "$scenario" "$conf" "$round" $?
+			end_run "$conf" "$tmp/$conf.log"
 		done
 	done
 done
@@ -228,45 +189,11 @@ done
 # The table: per scenario, the best round (highest msg/s) of each
 # configuration; rounds with an error or with lost messages do not count.
 echo
-awk -v scenarios="$SCENARIOS" '
-function num(key,   m) {
-	if (match($0, "\"" key "\":-?[0-9.eE+-]+")) {
-		m = substr($0, RSTART, RLENGTH)
-		sub(/^[^:]*:/, "", m)
-		return m + 0
-	}
-	return 0
-}
-function str(key,   m) {
-	if (match($0, "\"" key "\":\"[^\"]*\"")) {
-		m = substr($0, RSTART, RLENGTH)
-		sub(/^[^:]*:"/, "", m)
-		sub(/"$/, "", m)
-		return m
-	}
-	return ""
-}
-function commas(x,   s, r) {
-	s = sprintf("%.0f", x)
-	r = ""
-	while (length(s) > 3) {
-		r = "," substr(s, length(s) - 2) r
-		s = substr(s, 1, length(s) - 3)
-	}
-	return s r
-}
-function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "-" }
-{
-	sc = str("scenario"); b = str("broker")
-	if (index($0, "\"error\":") || num("lost") > 0) { bad[sc, b]++; next }
-	r = num("msgs_per_sec")
+awk -v scenarios="$SCENARIOS" "$awk_lib"'
+counted() {
 	rc[sc, b, num("round")] = num("msgs_per_cpu_sec")
 	if (num("round") > maxround) maxround = num("round")
-	if (!((sc, b) in rate) || r > rate[sc, b]) {
-		rate[sc, b] = r
-		cpu[sc, b] = num("msgs_per_cpu_sec")
-		pct[sc, b] = num("broker_cpu_pct")
-	}
+	best(sc SUBSEP b)
 }
 # median of the per-round ratios casbin / no-ACL per CPU-second of sc: the
 # two runs of a round ran back to back, so they share the machine'"'"'s mood.
@@ -305,11 +232,4 @@ END {
 	}
 }' "$RESULTS"
 echo "ratio = casbin / no-ACL; best round = highest msg/s of $ROUNDS rounds of $DURATION"
-echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); whole run ${SECONDS}s"
-if ((skipped > 0)); then
-	echo "$skipped runs skipped to stay within ${BUDGET}s"
-fi
-if ((failed > 0)); then
-	echo "$failed runs failed (see above)"
-	exit 1
-fi
+run_summary

@@ -1,8 +1,39 @@
+# shellcheck shell=bash
 # Shell functions shared by the benchmark scripts under bench/ (sourced,
-# not run). The caller sets tmp (a temporary directory) and builds mqgate
-# into $tmp/mqgate.
+# not run, from the repository's root). The caller calls bench_setup, which
+# makes the temporary directory tmp, and builds mqgate into $tmp/mqgate.
 
 log() { printf '%s\n' "$*" >&2; }
+
+# die MESSAGE: log MESSAGE after the script's name and exit 1.
+die() {
+	log "${0##*/}: $*"
+	exit 1
+}
+
+# mosquitto_default: an unset MOSQUITTO becomes /usr/sbin/mosquitto if that
+# is there, else empty (no mosquitto reference); a set one stays.
+mosquitto_default() {
+	if [[ -z ${MOSQUITTO+x} ]]; then
+		MOSQUITTO=""
+		if [[ -x /usr/sbin/mosquitto ]]; then MOSQUITTO=/usr/sbin/mosquitto; fi
+	fi
+}
+
+# bench_setup: make the temporary directory tmp, empty RESULTS (by default
+# $tmp/results.jsonl) and, on exit, stop the broker and remove tmp.
+bench_setup() {
+	tmp=$(mktemp -d)
+	RESULTS=${RESULTS:-$tmp/results.jsonl}
+	: >"$RESULTS"
+	trap bench_cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+
+bench_cleanup() {
+	stop_broker
+	rm -rf "$tmp"
+}
 
 # A port in 20000..32767: below Linux's ephemeral range (32768..60999), so
 # no outgoing connection holds it; checked free by trying to connect.
@@ -49,24 +80,34 @@ run_mqgate() { env "${unset_env[@]}" "$tmp/mqgate" "$@"; }
 broker_pin=()
 load_pin=()
 if [[ -n ${BROKER_CPUS:-} ]]; then broker_pin=(taskset -c "$BROKER_CPUS"); fi
+# shellcheck disable=SC2034 # for the scripts' mqload command lines
 if [[ -n ${LOAD_CPUS:-} ]]; then load_pin=(taskset -c "$LOAD_CPUS"); fi
 
 broker_pid=""
+
+# start_server NAME LOG PORT COMMAND...: start COMMAND in the background,
+# its output to LOG, set broker_pid and wait until it listens on
+# 127.0.0.1:PORT; if it does not, show the end of LOG, stop it and fail.
+start_server() {
+	local name=$1 logf=$2 port=$3
+	shift 3
+	"$@" >"$logf" 2>&1 &
+	broker_pid=$!
+	if ! wait_listen "$port" "$broker_pid"; then
+		log "$name: did not start listening on 127.0.0.1:$port; its log:"
+		tail -n 20 "$logf" >&2
+		stop_broker
+		return 1
+	fi
+}
 
 # start_mqgate CONF LOG PORT [ARGS...]: start mqgate serve -c CONF ARGS...,
 # logging to LOG, wait until it listens on PORT, set broker_pid.
 start_mqgate() {
 	local conf=$1 logf=$2 port=$3
 	shift 3
-	"${broker_pin[@]}" env "${unset_env[@]}" "$tmp/mqgate" serve -c "$conf" "$@" >"$logf" 2>&1 &
-	broker_pid=$!
-	if ! wait_listen "$port" "$broker_pid"; then
-		log "$conf: did not start listening on 127.0.0.1:$port; its log:"
-		tail -n 20 "$logf" >&2
-		stop_pid "$broker_pid"
-		broker_pid=""
-		return 1
-	fi
+	start_server "$conf" "$logf" "$port" \
+		"${broker_pin[@]}" env "${unset_env[@]}" "$tmp/mqgate" serve -c "$conf" "$@"
 }
 
 # stop_pid PID: end a process this script started: SIGTERM, then SIGKILL
@@ -84,20 +125,102 @@ stop_pid() {
 	return 0
 }
 
-# stop_broker: end the broker started by start_mqgate.
+# stop_broker: end the broker started by start_server or start_mqgate.
 stop_broker() {
 	local pid=$broker_pid
 	broker_pid=""
 	stop_pid "$pid"
 }
 
-# compare_table SCENARIOS CONFIGS RESULTS [EXTRA]: from mqload's JSON result
-# lines in RESULTS, a table of the best round (highest msg/s) of each
-# scenario and configuration, its msg per broker CPU-second and the ratio
-# of that to the first configuration's; EXTRA names one more numeric field
-# of the lines to show. Rounds with an error or lost messages do not count.
-compare_table() {
-	awk -v scenarios="$1" -v configs="$2" -v extra="${4:-}" '
+# run_times DEFAULT SLACK: for the runs of DURATION (its whole seconds, or
+# DEFAULT seconds when it is not a whole number of seconds), set per_run, a
+# run's worst case (warm-up, measurement, drain and connection set-up: SLACK
+# seconds more), and limit, mqload's timeout; zero the failed and skipped
+# counts.
+run_times() {
+	secs=${DURATION%s}
+	[[ $secs =~ ^[0-9]+$ ]] || secs=$1
+	per_run=$((secs + $2))
+	# shellcheck disable=SC2034 # for the scripts' mqload command lines
+	limit=$((secs + 60))
+	failed=0
+	skipped=0
+}
+
+# run_fits: whether one more run fits in BUDGET seconds; a run that does not
+# is counted as skipped.
+run_fits() {
+	if ((SECONDS + per_run > BUDGET)); then
+		skipped=$((skipped + 1))
+		return 1
+	fi
+}
+
+# result_error SCENARIO LABEL ROUND ERROR: a result line for a run that
+# gave none, in RESULTS.
+result_error() {
+	printf '{"scenario":"%s","broker":"%s","round":%d,"error":"%s"}\n' "$1" "$2" "$3" "$4" >>"$RESULTS"
+}
+
+# start_failed SCENARIO LABEL ROUND: the result line of a run whose broker
+# did not start; the run counts as failed.
+start_failed() {
+	result_error "$1" "$2" "$3" "broker did not start"
+	failed=$((failed + 1))
+}
+
+# save_result SCENARIO LABEL ROUND RC: mqload's result line ($tmp/run.json)
+# into RESULTS, or an error line when it wrote none; with a nonzero exit
+# status RC the run counts as failed.
+save_result() {
+	if [[ -s $tmp/run.json ]]; then
+		cat "$tmp/run.json" >>"$RESULTS"
+	else
+		result_error "$1" "$2" "$3" "mqload exited with status $4 and no result"
+	fi
+	if (($4 != 0)); then
+		failed=$((failed + 1))
+	fi
+}
+
+# end_run LABEL [LOG]: say so if the broker exited during the run (with the
+# end of its LOG, if given), then stop it.
+end_run() {
+	if ! kill -0 "$broker_pid" 2>/dev/null; then
+		if [[ -n ${2:-} ]]; then
+			log "$1: exited during the run; its log:"
+			tail -n 20 "$2" >&2
+		else
+			log "$1: exited during the run"
+		fi
+	fi
+	stop_broker
+}
+
+# run_summary: the machine, the whole run's time and the skipped runs; exit 1
+# when a run failed.
+run_summary() {
+	echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); whole run ${SECONDS}s"
+	if ((skipped > 0)); then
+		echo "$skipped runs skipped to stay within ${BUDGET}s"
+	fi
+	if ((failed > 0)); then
+		echo "$failed runs failed (see above)"
+		exit 1
+	fi
+}
+
+# awk_lib: awk functions for mqload's JSON result lines, to put before an
+# awk program. num(KEY) and str(KEY) are the numeric and string field KEY of
+# the line ($0); commas(X) is X rounded, with thousands separators;
+# ratio(A, B) is A / B with two decimals, "-" when B is not positive.
+# counted() sets sc and b to the line's scenario and broker and is false
+# for a line with an error or lost messages, which it counts in bad[sc, b].
+# best(K) keeps the line's msg/s, msg per CPU-second and broker CPU % in
+# rate[K], cpu[K] and pct[K] when K has none yet or a lower msg/s there, and
+# says whether it did.
+# shellcheck disable=SC2016 # awk's $0, not the shell's
+awk_lib='
 function num(key,   m) {
 	if (match($0, "\"" key "\":-?[0-9.eE+-]+")) {
 		m = substr($0, RSTART, RLENGTH)
@@ -124,16 +247,30 @@ function commas(x,   s, r) {
 	}
 	return s r
 }
-{
+function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "-" }
+function counted() {
 	sc = str("scenario"); b = str("broker")
-	if (index($0, "\"error\":") || num("lost") > 0) { bad[sc, b]++; next }
+	if (index($0, "\"error\":") || num("lost") > 0) { bad[sc, b]++; return 0 }
+	return 1
+}
+function best(k,   r) {
 	r = num("msgs_per_sec")
-	if (!((sc, b) in rate) || r > rate[sc, b]) {
-		rate[sc, b] = r
-		cpu[sc, b] = num("msgs_per_cpu_sec")
-		pct[sc, b] = num("broker_cpu_pct")
+	if ((k in rate) && r <= rate[k]) return 0
+	rate[k] = r; cpu[k] = num("msgs_per_cpu_sec"); pct[k] = num("broker_cpu_pct")
+	return 1
+}
+'
+
+# compare_table SCENARIOS CONFIGS RESULTS [EXTRA]: from mqload's JSON result
+# lines in RESULTS, a table of the best round (highest msg/s) of each
+# scenario and configuration, its msg per broker CPU-second and the ratio
+# of that to the first configuration's; EXTRA names one more numeric field
+# of the lines to show. Rounds with an error or lost messages do not count.
+compare_table() {
+	awk -v scenarios="$1" -v configs="$2" -v extra="${4:-}" "$awk_lib"'
+counted() {
+	if (best(sc SUBSEP b))
 		ex[sc, b] = extra != "" ? num(extra) : 0
-	}
 }
 END {
 	ns = split(scenarios, sl, " ")
@@ -148,8 +285,7 @@ END {
 				printf "| %s | %s | no result |\n", sc, c
 				continue
 			}
-			ratio = (sc, cl[1]) in cpu && cpu[sc, cl[1]] > 0 ? sprintf("%.2f", cpu[sc, c] / cpu[sc, cl[1]]) : "-"
-			printf "| %s | %s | %s | %s | %s | %.0f", sc, c, commas(rate[sc, c]), commas(cpu[sc, c]), ratio, pct[sc, c]
+			printf "| %s | %s | %s | %s | %s | %.0f", sc, c, commas(rate[sc, c]), commas(cpu[sc, c]), ratio(cpu[sc, c], cpu[sc, cl[1]]), pct[sc, c]
 			if (extra != "")
 				printf " | %s", commas(ex[sc, c])
 			printf " | %d |\n", bad[sc, c]

@@ -33,30 +33,11 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-4s}
 CONNS=${CONNS:-3000}
 BUDGET=${BUDGET:-300}
-if [[ -z ${MOSQUITTO+x} ]]; then
-	MOSQUITTO=""
-	[[ -x /usr/sbin/mosquitto ]] && MOSQUITTO=/usr/sbin/mosquitto
-fi
-
-tmp=$(mktemp -d)
-RESULTS=${RESULTS:-$tmp/results.jsonl}
-: >"$RESULTS"
-
-cleanup() {
-	if [[ -n $broker_pid ]]; then
-		stop_broker
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
-die() {
-	log "listeners.sh: $*"
-	exit 1
-}
+mosquitto_default
+bench_setup
 
 # Both sides of CONNS connections live on this machine.
 if (($(ulimit -n) < CONNS + 200)); then
@@ -123,15 +104,7 @@ start() {
 		return
 	fi
 	write_mosquitto "$tr" "$port"
-	"$MOSQUITTO" -c "$tmp/mosquitto-$tr.conf" >"$tmp/mosquitto-$tr.log" 2>&1 &
-	broker_pid=$!
-	if ! wait_listen "$port" "$broker_pid"; then
-		log "mosquitto $tr: did not start; its log:"
-		tail -n 20 "$tmp/mosquitto-$tr.log" >&2
-		stop_pid "$broker_pid"
-		broker_pid=""
-		return 1
-	fi
+	start_server "mosquitto $tr" "$tmp/mosquitto-$tr.log" "$port" "$MOSQUITTO" -c "$tmp/mosquitto-$tr.conf"
 }
 
 # target TRANSPORT PORT: mqload's address flags for TRANSPORT.
@@ -149,28 +122,18 @@ if [[ -n $MOSQUITTO ]]; then
 	configs+=("mosquitto tcp" "mosquitto tls")
 fi
 
-# A run's worst case: warm-up, measurement, drain and connection set-up.
-secs=${DURATION%s}
-[[ $secs =~ ^[0-9]+$ ]] || secs=4
-per_run=$((secs + 6))
-limit=$((secs + 60))
+# A run's worst case: DURATION and 6 s.
+run_times 4 6
 
-failed=0
-skipped=0
 for round in $(seq 1 "$ROUNDS"); do
 	for scenario in fanin conns; do
 		for c in "${configs[@]}"; do
 			read -r b tr <<<"$c"
-			if ((SECONDS + per_run > BUDGET)); then
-				skipped=$((skipped + 1))
-				continue
-			fi
+			run_fits || continue
 			label="$b-$tr"
 			port=$(free_port) || die "no free port"
 			if ! start "$b" "$tr" "$port"; then
-				printf '{"scenario":"%s","broker":"%s","round":%d,"error":"broker did not start"}\n' \
-					"$scenario" "$label" "$round" >>"$RESULTS"
-				failed=$((failed + 1))
+				start_failed "$scenario" "$label" "$round"
 				continue
 			fi
 			extra=(-duration "$DURATION")
@@ -178,61 +141,17 @@ for round in $(seq 1 "$ROUNDS"); do
 			# shellcheck disable=SC2046 # target's words are separate flags
 			timeout "$limit" "$tmp/mqload" $(target "$tr" "$port") -pid "$broker_pid" \
 				-scenario "$scenario" -label "$label" -round "$round" "${extra[@]}" -json >"$tmp/run.json"
-			rc=$?
-			if [[ -s $tmp/run.json ]]; then
-				cat "$tmp/run.json" >>"$RESULTS"
-			else
-				printf '{"scenario":"%s","broker":"%s","round":%d,"error":"mqload exited with status %d and no result"}\n' \
-					"$scenario" "$label" "$round" "$rc" >>"$RESULTS"
-			fi
-			if ((rc != 0)); then
-				failed=$((failed + 1))
-			fi
-			if ! kill -0 "$broker_pid" 2>/dev/null; then
-				log "$label: exited during the run"
-			fi
-			stop_broker
+			save_result "$scenario" "$label" "$round" $?
+			end_run "$label"
 		done
 	done
 done
 
 echo
-awk -v configs="$(printf '%s-' "${configs[@]}" | tr ' ' '-')" '
-function num(key,   m) {
-	if (match($0, "\"" key "\":-?[0-9.eE+-]+")) {
-		m = substr($0, RSTART, RLENGTH)
-		sub(/^[^:]*:/, "", m)
-		return m + 0
-	}
-	return 0
-}
-function str(key,   m) {
-	if (match($0, "\"" key "\":\"[^\"]*\"")) {
-		m = substr($0, RSTART, RLENGTH)
-		sub(/^[^:]*:"/, "", m)
-		sub(/"$/, "", m)
-		return m
-	}
-	return ""
-}
-function commas(x,   s, r) {
-	s = sprintf("%.0f", x)
-	r = ""
-	while (length(s) > 3) {
-		r = "," substr(s, length(s) - 2) r
-		s = substr(s, 1, length(s) - 3)
-	}
-	return s r
-}
-function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "-" }
-{
-	sc = str("scenario"); b = str("broker")
-	if (index($0, "\"error\":") || num("lost") > 0) { bad[sc, b]++; next }
+awk -v configs="$(printf '%s-' "${configs[@]}" | tr ' ' '-')" "$awk_lib"'
+counted() {
 	if (sc == "fanin") {
-		r = num("msgs_per_sec")
-		if (!((b) in rate) || r > rate[b]) {
-			rate[b] = r; cpu[b] = num("msgs_per_cpu_sec"); pct[b] = num("broker_cpu_pct")
-		}
+		best(b)
 	} else if (sc == "conns") {
 		r = num("bytes_per_conn")
 		if (!((b) in per) || r < per[b]) { per[b] = r; alive[b] = num("alive") }
@@ -257,11 +176,4 @@ END {
 }' "$RESULTS"
 echo
 echo "best of $ROUNDS rounds: fanin = highest msg/s over $DURATION, conns = lowest RSS growth per connection over $CONNS idle connections"
-echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); whole run ${SECONDS}s"
-if ((skipped > 0)); then
-	echo "$skipped runs skipped to stay within ${BUDGET}s"
-fi
-if ((failed > 0)); then
-	echo "$failed runs failed (see above)"
-	exit 1
-fi
+run_summary

@@ -33,30 +33,11 @@ cd "$(dirname "$0")/.." || exit 1
 ROUNDS=${ROUNDS:-2}
 DURATION=${DURATION:-4s}
 BUDGET=${BUDGET:-240}
-if [[ -z ${MOSQUITTO+x} ]]; then
-	MOSQUITTO=""
-	[[ -x /usr/sbin/mosquitto ]] && MOSQUITTO=/usr/sbin/mosquitto
-fi
-
-tmp=$(mktemp -d)
-RESULTS=${RESULTS:-$tmp/results.jsonl}
-: >"$RESULTS"
-
-cleanup() {
-	if [[ -n $broker_pid ]]; then
-		stop_broker
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
-die() {
-	log "persist.sh: $*"
-	exit 1
-}
+mosquitto_default
+bench_setup
 
 log "building mqload and mqgate"
 go build -o "$tmp/mqload" ./bench/cmd/mqload || die "mqload: build failed"
@@ -92,15 +73,7 @@ start() {
 		echo "sys_interval 0"
 		echo "log_dest none"
 	} >"$tmp/$c.conf"
-	"$MOSQUITTO" -c "$tmp/$c.conf" >"$tmp/$c.log" 2>&1 &
-	broker_pid=$!
-	if ! wait_listen "$port" "$broker_pid"; then
-		log "$c: did not start; its log:"
-		tail -n 20 "$tmp/$c.log" >&2
-		stop_pid "$broker_pid"
-		broker_pid=""
-		return 1
-	fi
+	start_server "$c" "$tmp/$c.log" "$port" "$MOSQUITTO" -c "$tmp/$c.conf"
 }
 
 configs=(mqgate-none mqgate-batch mqgate-always)
@@ -108,42 +81,22 @@ if [[ -n $MOSQUITTO ]]; then
 	configs+=(mosquitto-persist)
 fi
 
-secs=${DURATION%s}
-[[ $secs =~ ^[0-9]+$ ]] || secs=4
-per_run=$((secs + 8))
-limit=$((secs + 60))
+# A run's worst case: DURATION and 8 s.
+run_times 4 8
 
-failed=0
-skipped=0
 for round in $(seq 1 "$ROUNDS"); do
 	for c in "${configs[@]}"; do
-		if ((SECONDS + per_run > BUDGET)); then
-			skipped=$((skipped + 1))
-			continue
-		fi
+		run_fits || continue
 		port=$(free_port) || die "no free port"
 		data=$tmp/data-$c-$round
 		if ! start "$c" "$port" "$data"; then
-			printf '{"scenario":"qos1","broker":"%s","round":%d,"error":"broker did not start"}\n' "$c" "$round" >>"$RESULTS"
-			failed=$((failed + 1))
+			start_failed qos1 "$c" "$round"
 			continue
 		fi
 		timeout "$limit" "$tmp/mqload" -addr "127.0.0.1:$port" -pid "$broker_pid" -scenario qos1 -persistent \
 			-label "$c" -round "$round" -duration "$DURATION" -json >"$tmp/run.json"
-		rc=$?
-		if [[ -s $tmp/run.json ]]; then
-			cat "$tmp/run.json" >>"$RESULTS"
-		else
-			printf '{"scenario":"qos1","broker":"%s","round":%d,"error":"mqload exited with status %d and no result"}\n' \
-				"$c" "$round" "$rc" >>"$RESULTS"
-		fi
-		if ((rc != 0)); then
-			failed=$((failed + 1))
-		fi
-		if ! kill -0 "$broker_pid" 2>/dev/null; then
-			log "$c: exited during the run"
-		fi
-		stop_broker
+		save_result qos1 "$c" "$round" $?
+		end_run "$c"
 		rm -rf "$data"
 	done
 done

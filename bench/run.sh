@@ -31,50 +31,9 @@ CONNS=${CONNS:-10000}
 BUDGET=${BUDGET:-340}
 MOSQUITTO=${MOSQUITTO:-/usr/sbin/mosquitto}
 
-tmp=$(mktemp -d)
-RESULTS=${RESULTS:-$tmp/results.jsonl}
-: >"$RESULTS"
-broker_pid=""
-
-cleanup() {
-	if [[ -n $broker_pid ]]; then
-		stop_broker
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-log() { printf '%s\n' "$*" >&2; }
-
-# A port in 20000..32767: below Linux's ephemeral range (32768..60999), so
-# no outgoing connection holds it; checked free by trying to connect.
-free_port() {
-	local port
-	for _ in $(seq 1 50); do
-		port=$((20000 + RANDOM % 12768))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			echo "$port"
-			return 0
-		fi
-	done
-	return 1
-}
-
-# wait_listen PORT PID: wait up to 10 s for the broker to accept connections.
-wait_listen() {
-	local port=$1 pid=$2
-	for _ in $(seq 1 100); do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			return 1
-		fi
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	return 1
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_setup
 
 # start_broker NAME PORT: start a fresh broker, set broker_pid.
 start_broker() {
@@ -105,38 +64,16 @@ start_broker() {
 			log_type warning
 			connection_messages false
 		EOF
-		"$MOSQUITTO" -c "$tmp/mosquitto.conf" >"$tmp/$name.log" 2>&1 &
+		start_server "$name" "$tmp/$name.log" "$port" "$MOSQUITTO" -c "$tmp/mosquitto.conf"
 		;;
 	mqgate)
-		env -u GOMAXPROCS \
+		start_server "$name" "$tmp/$name.log" "$port" env -u GOMAXPROCS \
 			MQGATE__LISTENER__TCP__EXTERNAL="127.0.0.1:$port" \
 			MQGATE__BROKER__SYS_INTERVAL=0 \
 			MQGATE__LOG__LEVEL=warn \
-			"$tmp/mqgate" serve >"$tmp/$name.log" 2>&1 &
+			"$tmp/mqgate" serve
 		;;
 	esac
-	broker_pid=$!
-	if ! wait_listen "$port" "$broker_pid"; then
-		log "$name: did not start listening on 127.0.0.1:$port; its log:"
-		tail -n 20 "$tmp/$name.log" >&2
-		stop_broker
-		return 1
-	fi
-}
-
-# stop_broker: end the broker this script started, by its pid.
-stop_broker() {
-	local pid=$broker_pid
-	broker_pid=""
-	[[ -n $pid ]] || return 0
-	kill "$pid" 2>/dev/null
-	for _ in $(seq 1 50); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return 0
 }
 
 # Both brokers and mqload hold 10,000 sockets in conns: use the hard limit.
@@ -167,49 +104,23 @@ if [[ ${#brokers[@]} -eq 0 ]]; then
 	exit 1
 fi
 
-# A run's worst case: warm-up, measurement, drain and connection set-up.
-secs=${DURATION%s}
-[[ $secs =~ ^[0-9]+$ ]] || secs=5
-per_run=$((secs + 4))
-limit=$((secs + 60))
+# A run's worst case: DURATION and 4 s.
+run_times 5 4
 
-failed=0
-skipped=0
 for round in $(seq 1 "$ROUNDS"); do
 	for scenario in $SCENARIOS; do
 		for broker in "${brokers[@]}"; do
-			if ((SECONDS + per_run > BUDGET)); then
-				skipped=$((skipped + 1))
-				continue
-			fi
-			port=$(free_port) || {
-				log "no free port"
-				exit 1
-			}
+			run_fits || continue
+			port=$(free_port) || die "no free port"
 			if ! start_broker "$broker" "$port"; then
-				printf '{"scenario":"%s","broker":"%s","round":%d,"error":"broker did not start"}\n' \
-					"$scenario" "$broker" "$round" >>"$RESULTS"
-				failed=$((failed + 1))
+				start_failed "$scenario" "$broker" "$round"
 				continue
 			fi
 			timeout "$limit" "$tmp/mqload" -addr "127.0.0.1:$port" -pid "$broker_pid" \
 				-scenario "$scenario" -label "$broker" -round "$round" \
 				-duration "$DURATION" -conns "$CONNS" -json >"$tmp/run.json"
-			rc=$?
-			if [[ -s $tmp/run.json ]]; then
-				cat "$tmp/run.json" >>"$RESULTS"
-			else
-				printf '{"scenario":"%s","broker":"%s","round":%d,"error":"mqload exited with status %d and no result"}\n' \
-					"$scenario" "$broker" "$round" "$rc" >>"$RESULTS"
-			fi
-			if ((rc != 0)); then
-				failed=$((failed + 1))
-			fi
-			if ! kill -0 "$broker_pid" 2>/dev/null; then
-				log "$broker: exited during the run; its log:"
-				tail -n 20 "$tmp/$broker.log" >&2
-			fi
-			stop_broker
+			save_result "$scenario" "$broker" "$round" $?
+			end_run "$broker" "$tmp/$broker.log"
 		done
 	done
 done
@@ -217,11 +128,4 @@ done
 echo
 "$tmp/mqload" -table "$RESULTS"
 echo
-echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); whole run ${SECONDS}s"
-if ((skipped > 0)); then
-	echo "$skipped runs skipped to stay within ${BUDGET}s"
-fi
-if ((failed > 0)); then
-	echo "$failed runs failed (see above)"
-	exit 1
-fi
+run_summary

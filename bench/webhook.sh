@@ -36,26 +36,15 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-4s}
 BUDGET=${BUDGET:-240}
 
-tmp=$(mktemp -d)
-RESULTS=${RESULTS:-$tmp/results.jsonl}
-: >"$RESULTS"
-recv_pid=""
-
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
-
+bench_setup
+recv_pid=""
 cleanup() {
-	stop_broker
 	stop_pid "$recv_pid"
-	rm -rf "$tmp"
+	bench_cleanup
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-die() {
-	log "webhook.sh: $*"
-	exit 1
-}
 
 # write_conf NAME PORT RPORT DATA: the config of configuration NAME,
 # listening on 127.0.0.1:PORT, posting to 127.0.0.1:RPORT.
@@ -80,20 +69,13 @@ go build -o "$tmp/mqload" ./bench/cmd/mqload || die "mqload: build failed"
 go build -o "$tmp/hookrecv" ./bench/cmd/hookrecv || die "hookrecv: build failed"
 go build -o "$tmp/mqgate" ./cmd/mqgate || die "mqgate: build failed"
 
-secs=${DURATION%s}
-[[ $secs =~ ^[0-9]+$ ]] || secs=4
-per_run=$((secs + 6))
-limit=$((secs + 60))
+# A run's worst case: DURATION and 6 s.
+run_times 4 6
 
-failed=0
-skipped=0
 for round in $(seq 1 "$ROUNDS"); do
 	for scenario in $SCENARIOS; do
 		for conf in $CONFIGS; do
-			if ((SECONDS + per_run > BUDGET)); then
-				skipped=$((skipped + 1))
-				continue
-			fi
+			run_fits || continue
 			port=$(free_port) || die "no free port"
 			rport=$(free_port) || die "no free port"
 			if [[ $conf == up || $conf == batch ]]; then
@@ -109,9 +91,7 @@ for round in $(seq 1 "$ROUNDS"); do
 				prof=(-cpuprofile "$PROFILE/$conf-$scenario-$round.prof")
 			fi
 			if ! start_mqgate "$tmp/$conf.conf" "$tmp/$conf.log" "$port" "${prof[@]}"; then
-				printf '{"scenario":"%s","broker":"%s","round":%d,"error":"broker did not start"}\n' \
-					"$scenario" "$conf" "$round" >>"$RESULTS"
-				failed=$((failed + 1))
+				start_failed "$scenario" "$conf" "$round"
 				stop_pid "$recv_pid"
 				recv_pid=""
 				continue
@@ -127,15 +107,8 @@ for round in $(seq 1 "$ROUNDS"); do
 				recv_pid=""
 				events=$(sed -n 's/.*"events":\([0-9]*\).*/\1/p' "$tmp/recv.json")
 			fi
-			if [[ -s $tmp/run.json ]]; then
-				sed "s/}\$/,\"hook_events\":${events:-0}}/" "$tmp/run.json" >>"$RESULTS"
-			else
-				printf '{"scenario":"%s","broker":"%s","round":%d,"error":"mqload exited with status %d and no result"}\n' \
-					"$scenario" "$conf" "$round" "$rc" >>"$RESULTS"
-			fi
-			if ((rc != 0)); then
-				failed=$((failed + 1))
-			fi
+			sed -i "s/}\$/,\"hook_events\":${events:-0}}/" "$tmp/run.json"
+			save_result "$scenario" "$conf" "$round" "$rc"
 			rm -rf "$data"
 		done
 	done
@@ -144,11 +117,4 @@ done
 echo
 compare_table "$SCENARIOS" "$CONFIGS" "$RESULTS" hook_events
 echo "ratio = configuration / none, per broker CPU-second; best round = highest msg/s of $ROUNDS rounds of $DURATION"
-echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); whole run ${SECONDS}s"
-if ((skipped > 0)); then
-	echo "$skipped runs skipped to stay within ${BUDGET}s"
-fi
-if ((failed > 0)); then
-	echo "$failed runs failed (see above)"
-	exit 1
-fi
+run_summary
