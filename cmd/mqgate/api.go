@@ -68,6 +68,9 @@ type apiDeps struct {
 	Authorizer access.Authorizer
 	// Webhooks is reported at /api/v4/webhooks and /metrics.
 	Webhooks *webhook.Dispatcher
+	// NoStart builds and checks the server without listening (mqgate
+	// check).
+	NoStart bool
 }
 
 // startAPI starts the management HTTP API on management.listener.http
@@ -125,6 +128,9 @@ func startAPIServer(cfg *config.Config, b *broker.Broker, deps apiDeps, log *slo
 	s, err := api.New(o)
 	if err != nil {
 		return nil, fmt.Errorf("management.listener.http: %w", err)
+	}
+	if deps.NoStart {
+		return s, nil
 	}
 	if err := s.Start(); err != nil {
 		return nil, fmt.Errorf("management.listener.http: %w", err)

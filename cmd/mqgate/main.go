@@ -40,6 +40,7 @@ func main() {
 
 const usage = `usage:
   mqgate serve [-c FILE]   run the broker; without -c it runs on the embedded defaults
+  mqgate check [-c FILE]   validate a configuration as serve would, without starting; exit 2 if invalid
   mqgate passwd ...         write an entry of the authentication users file
   mqgate acl explain --username U --clientid C --topic T --action publish|subscribe [-c FILE]
                            which link of the ACL chain decides, and why
@@ -61,6 +62,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], environ, stderr)
+	case "check":
+		return checkCommand(args[1:], environ, stdout, stderr)
 	case "passwd":
 		return passwdCommand(args[1:], stdout, stderr)
 	case "acl":
