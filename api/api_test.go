@@ -914,7 +914,10 @@ func TestWebhookStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := webhook.New(webhook.Options{Node: "n", Rules: []webhook.Rule{rule}, URL: recv.URL + "/hook", Dir: t.TempDir(), PoolSize: 1, RequestTimeout: 5 * time.Second})
+	// The URL carries credentials and a query: /webhooks hides the
+	// password, /metrics labels the endpoint by scheme, host and path only.
+	hookURL := strings.Replace(recv.URL, "http://", "http://hook:s3cret@", 1) + "/hook?token=abc"
+	d, err := webhook.New(webhook.Options{Node: "n", Rules: []webhook.Rule{rule}, URL: hookURL, Dir: t.TempDir(), PoolSize: 1, RequestTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -952,16 +955,27 @@ func TestWebhookStatus(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if !st.Enabled || len(st.Endpoints) != 1 || st.Endpoints[0].URL != recv.URL+"/hook" || st.Endpoints[0].Events["client.connected"].Delivered != 1 {
+	if !st.Enabled || len(st.Endpoints) != 1 || st.Endpoints[0].URL != strings.Replace(hookURL, "s3cret", "xxxxx", 1) || st.Endpoints[0].Events["client.connected"].Delivered != 1 {
 		t.Fatalf("webhooks = %+v", st)
 	}
 	w := httptest.NewRecorder()
 	s.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	if want := `mqgate_webhook_deliveries_total{event="client.connected",result="delivered"} 1`; !strings.Contains(w.Body.String(), want) {
-		t.Errorf("metrics lack %s", want)
+	ep := `endpoint="` + recv.URL + `/hook"`
+	for _, want := range []string{
+		`mqgate_webhook_deliveries_total{` + ep + `,event="client.connected",result="delivered"} 1`,
+		`mqgate_webhook_in_flight{` + ep + `,event="client.connected"} 0`,
+		`mqgate_webhook_endpoint_pending{` + ep + `} 0`,
+		`mqgate_webhook_endpoint_oldest_pending_seconds{` + ep + `} 0`,
+		`mqgate_webhook_endpoint_breaker_open{` + ep + `} 0`,
+	} {
+		if !strings.Contains(w.Body.String(), want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
-	if strings.Contains(w.Body.String(), recv.URL) {
-		t.Error("an endpoint URL is a label")
+	for _, secret := range []string{"s3cret", "hook:", "token=abc"} {
+		if strings.Contains(w.Body.String(), secret) {
+			t.Errorf("metrics show %q of the endpoint URL", secret)
+		}
 	}
 	mu.Lock()
 	defer mu.Unlock()

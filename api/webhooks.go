@@ -93,10 +93,22 @@ func (s *Server) webhooks(c echo.Context) error {
 	})
 }
 
-// webhookCollector exposes the dispatcher's counters, summed over
-// endpoints (an endpoint URL may carry credentials, and is not a label).
+// webhookCollector exposes the dispatcher's counters per endpoint and
+// event. The endpoint label is the URL without its user information and
+// query (which may carry credentials); endpoints come from the
+// configuration, so the label's values are few.
 type webhookCollector struct {
 	stats func() webhook.Stats
+}
+
+// endpointLabel is the value of the endpoint label of raw: scheme, host
+// and path only.
+func endpointLabel(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable url)"
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
 }
 
 var (
@@ -104,13 +116,17 @@ var (
 	descHookBytes      = prometheus.NewDesc("mqgate_webhook_pending_bytes", "Size of the deliveries waiting in the outbox.", nil, nil)
 	descHookOldest     = prometheus.NewDesc("mqgate_webhook_oldest_pending_seconds", "Age of the oldest waiting delivery; 0 when none.", nil, nil)
 	descHookBusDropped = prometheus.NewDesc("mqgate_webhook_bus_dropped_total", "Events lost before reaching the outbox (event bus full).", nil, nil)
-	descHookInFlight   = prometheus.NewDesc("mqgate_webhook_in_flight", "Web hook requests in progress, by event.", []string{"event"}, nil)
-	descHookDeliveries = prometheus.NewDesc("mqgate_webhook_deliveries_total", "Web hook deliveries by event and result (queued, delivered, retried, failed, dropped).", []string{"event", "result"}, nil)
+	descHookInFlight   = prometheus.NewDesc("mqgate_webhook_in_flight", "Web hook requests in progress, by endpoint and event.", []string{"endpoint", "event"}, nil)
+	descHookDeliveries = prometheus.NewDesc("mqgate_webhook_deliveries_total", "Web hook deliveries by endpoint, event and result (queued, delivered, retried, failed, dropped).", []string{"endpoint", "event", "result"}, nil)
+	descHookEPPending  = prometheus.NewDesc("mqgate_webhook_endpoint_pending", "Deliveries waiting for one endpoint or in a request to it.", []string{"endpoint"}, nil)
+	descHookEPOldest   = prometheus.NewDesc("mqgate_webhook_endpoint_oldest_pending_seconds", "Age of the oldest delivery waiting for one endpoint; 0 when none.", []string{"endpoint"}, nil)
+	descHookEPOpen     = prometheus.NewDesc("mqgate_webhook_endpoint_breaker_open", "1 while the endpoint's circuit breaker holds its deliveries back.", []string{"endpoint"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (w webhookCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descHookPending, descHookBytes, descHookOldest, descHookBusDropped, descHookInFlight, descHookDeliveries} {
+	for _, d := range []*prometheus.Desc{descHookPending, descHookBytes, descHookOldest, descHookBusDropped, descHookInFlight, descHookDeliveries,
+		descHookEPPending, descHookEPOldest, descHookEPOpen} {
 		ch <- d
 	}
 }
@@ -122,26 +138,54 @@ func (w webhookCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descHookBytes, prometheus.GaugeValue, float64(st.Bytes))
 	ch <- prometheus.MustNewConstMetric(descHookOldest, prometheus.GaugeValue, st.Oldest.Seconds())
 	ch <- prometheus.MustNewConstMetric(descHookBusDropped, prometheus.CounterValue, float64(st.BusDropped))
-	sum := map[string]webhook.Counts{}
-	for _, events := range st.Endpoints {
+	// Two URLs that differ only in credentials or query share a label
+	// value: their counts are summed.
+	type key struct{ endpoint, event string }
+	sum := map[key]webhook.Counts{}
+	for u, events := range st.Endpoints {
+		ep := endpointLabel(u)
 		for ev, n := range events {
-			t := sum[ev]
+			k := key{ep, ev}
+			t := sum[k]
 			t.Queued += n.Queued
 			t.InFlight += n.InFlight
 			t.Delivered += n.Delivered
 			t.Retried += n.Retried
 			t.Failed += n.Failed
 			t.Dropped += n.Dropped
-			sum[ev] = t
+			sum[k] = t
 		}
 	}
-	for ev, n := range sum {
-		ch <- prometheus.MustNewConstMetric(descHookInFlight, prometheus.GaugeValue, float64(n.InFlight), ev)
+	for k, n := range sum {
+		ch <- prometheus.MustNewConstMetric(descHookInFlight, prometheus.GaugeValue, float64(n.InFlight), k.endpoint, k.event)
 		for _, r := range []struct {
 			result string
 			v      uint64
 		}{{"queued", n.Queued}, {"delivered", n.Delivered}, {"retried", n.Retried}, {"failed", n.Failed}, {"dropped", n.Dropped}} {
-			ch <- prometheus.MustNewConstMetric(descHookDeliveries, prometheus.CounterValue, float64(r.v), ev, r.result)
+			ch <- prometheus.MustNewConstMetric(descHookDeliveries, prometheus.CounterValue, float64(r.v), k.endpoint, k.event, r.result)
 		}
+	}
+	type state struct {
+		pending int
+		oldest  float64
+		open    bool
+	}
+	states := map[string]state{}
+	for u, es := range st.State {
+		ep := endpointLabel(u)
+		t := states[ep]
+		t.pending += es.Pending
+		t.oldest = max(t.oldest, es.Oldest.Seconds())
+		t.open = t.open || es.Open
+		states[ep] = t
+	}
+	for ep, t := range states {
+		open := 0.0
+		if t.open {
+			open = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descHookEPPending, prometheus.GaugeValue, float64(t.pending), ep)
+		ch <- prometheus.MustNewConstMetric(descHookEPOldest, prometheus.GaugeValue, t.oldest, ep)
+		ch <- prometheus.MustNewConstMetric(descHookEPOpen, prometheus.GaugeValue, open, ep)
 	}
 }
