@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -369,6 +370,7 @@ func (b *Broker) restoreSession(id string, inc uint64, h header, r *rsession, ms
 	s.inc = inc
 	s.version, s.expiry, s.neverEnds = h.version, h.expiry, h.neverEnds
 	s.created, s.username, s.usernameOK = h.created, h.username, h.usernameOK
+	s.last = h.last
 	s.persisted = true
 	for filter, v := range r.subs {
 		ts, added, err := decodeSub(s, filter, v)
@@ -542,6 +544,21 @@ func (s *session) logHeader(offlineAt time.Time) {
 	}
 	v = binary.AppendVarint(v, off)
 	v = appendString(v, s.username)
+	// The last connection, for the management API (optional: headers
+	// written before it have none).
+	if l := s.last; !l.connectedAt.IsZero() {
+		var lf byte
+		if l.cleanStart {
+			lf |= 1
+		}
+		v = append(v, 1, lf)
+		v = appendString(v, l.peer.String())
+		v = appendString(v, l.listener)
+		v = appendString(v, l.protoName)
+		v = binary.AppendUvarint(v, uint64(l.keepAlive))
+		v = binary.AppendVarint(v, l.connectedAt.UnixNano())
+		v = binary.AppendVarint(v, l.disconnectedAt.UnixNano())
+	}
 	s.b.logWrite(wal.Op{Key: sessionKey(keySession, s.id, s.inc, nil), Value: v})
 }
 
@@ -554,6 +571,7 @@ type header struct {
 	created    time.Time
 	offlineAt  time.Time
 	username   string
+	last       lastConn
 }
 
 func decodeHeader(v []byte) (header, error) {
@@ -574,7 +592,26 @@ func decodeHeader(v []byte) (header, error) {
 		h.offlineAt = time.Unix(0, off)
 	}
 	h.username = string(r.bytes())
-	return h, r.err
+	if r.err != nil || len(r.b) == 0 {
+		return h, r.err
+	}
+	// The optional last connection: a part this version cannot read is
+	// ignored, not a reason to drop the session.
+	t := &reader{b: r.b}
+	if t.byte() == 1 {
+		lf := t.byte()
+		l := lastConn{cleanStart: lf&1 != 0}
+		l.peer, _ = netip.ParseAddrPort(string(t.bytes()))
+		l.listener = string(t.bytes())
+		l.protoName = string(t.bytes())
+		l.keepAlive = uint16(t.uvarint())
+		l.connectedAt = time.Unix(0, t.varint())
+		l.disconnectedAt = time.Unix(0, t.varint())
+		if t.err == nil {
+			h.last = l
+		}
+	}
+	return h, nil
 }
 
 // logSub saves one subscription. Lock held, s.persisted.

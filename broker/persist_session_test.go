@@ -520,7 +520,8 @@ func TestAcksWaitForTheLog(t *testing.T) {
 // TestAdminSubscriptionsSurviveRestart: subscriptions added and removed
 // through the management calls (SubscribeFor, UnsubscribeFor) for a
 // persistent session are saved like the client's own: after a restart the
-// one added still routes to the session, the one removed does not.
+// one added still routes to the session, the one removed does not. The
+// restored session also keeps its last connection's details.
 func TestAdminSubscriptionsSurviveRestart(t *testing.T) {
 	dir := t.TempDir()
 	b, addr := restartable(t, dir, wal.SyncAlways)
@@ -539,7 +540,13 @@ func TestAdminSubscriptionsSurviveRestart(t *testing.T) {
 	sub.ExpectClosed()
 	stopBroker(t, b)
 
-	_, addr = restartable(t, dir, wal.SyncAlways)
+	b, addr = restartable(t, dir, wal.SyncAlways)
+	// The restored offline session still shows its last connection.
+	ci, ok := b.Client("dev")
+	if !ok || ci.Connected || !ci.Peer.IsValid() || !ci.Peer.Addr().IsLoopback() || ci.Listener != "tcp:external" ||
+		ci.CleanStart || ci.ConnectedAt.IsZero() || ci.DisconnectedAt.Before(ci.ConnectedAt) {
+		t.Fatalf("restored client info %+v (found %v)", ci, ok)
+	}
 	sub, ack := dialConnect(t, addr, mqtt.V311, cp)
 	if !ack.SessionPresent {
 		t.Fatal("CONNACK session present = 0 after the restart")

@@ -97,9 +97,8 @@ type session struct {
 
 // lastConn is what an offline session remembers of its last connection,
 // for the management API (EMQX 4 lists an offline session with the
-// address, protocol and times of the connection it had). It is not saved
-// in the log: a session restored after a restart has none until its
-// client connects again.
+// address, protocol and times of the connection it had). A persistent
+// session saves it with its header (logHeader).
 type lastConn struct {
 	peer           netip.AddrPort
 	listener       string
