@@ -9,10 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 )
 
@@ -117,22 +114,13 @@ func OpenSegments(dir string, o SegmentOptions) (*Segments, error) {
 // load replays every segment in order into the index, then drops the
 // segments with nothing live and opens the newest for appending.
 func (s *Segments) load() error {
-	ents, err := os.ReadDir(s.dir)
+	files, err := SegmentFiles(s.dir, segSuffix)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), segSuffix)
-		if !ok {
-			continue
-		}
-		n, err := strconv.ParseUint(name, 16, 64)
-		if err != nil {
-			continue
-		}
-		s.segs = append(s.segs, &segment{num: n, path: filepath.Join(s.dir, e.Name())})
+	for _, sf := range files {
+		s.segs = append(s.segs, &segment{num: sf.Num, path: sf.Path})
 	}
-	slices.SortFunc(s.segs, func(a, b *segment) int { return cmpUint(a.num, b.num) })
 	for i, sg := range s.segs {
 		if err := s.replay(sg, i == len(s.segs)-1); err != nil {
 			return err
@@ -151,16 +139,6 @@ func (s *Segments) load() error {
 		return err
 	}
 	return s.openActive()
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // replay reads the frames of sg into the index.
@@ -225,18 +203,13 @@ func (s *Segments) replay(sg *segment, newest bool) error {
 // The newest segment is truncated there so that appends continue after the
 // last good frame.
 func (s *Segments) torn(sg *segment, off int64, newest bool, why string) error {
-	st, err := os.Stat(sg.path)
+	lost, err := CutTorn(sg.path, off, newest)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	s.o.Logger.Warn("store: damaged log frame; the rest of the segment is skipped",
-		"file", sg.path, "offset", off, "bytes_lost", st.Size()-off, "why", why)
+		"file", sg.path, "offset", off, "bytes_lost", lost, "why", why)
 	sg.size = off
-	if newest {
-		if err := os.Truncate(sg.path, off); err != nil {
-			return fmt.Errorf("store: truncate %s: %w", sg.path, err)
-		}
-	}
 	return nil
 }
 
@@ -266,7 +239,7 @@ func (s *Segments) roll() error {
 		}
 	}
 	s.num++
-	sg := &segment{num: s.num, path: filepath.Join(s.dir, fmt.Sprintf("%016x%s", s.num, segSuffix))}
+	sg := &segment{num: s.num, path: SegmentPath(s.dir, s.num, segSuffix)}
 	f, err := os.OpenFile(sg.path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
@@ -282,21 +255,9 @@ func (s *Segments) roll() error {
 	}
 	sg.size = int64(len(mark))
 	if !s.o.NoSync {
-		if err := syncDir(s.dir); err != nil {
-			return err
+		if err := SyncDir(s.dir); err != nil {
+			return fmt.Errorf("store: %w", err)
 		}
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("store: sync %s: %w", dir, err)
 	}
 	return nil
 }

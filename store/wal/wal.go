@@ -42,10 +42,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -241,30 +238,13 @@ func Open(dir string, o Options, apply func(Op) error) (*Log, error) {
 
 // load replays every segment in order, then opens the newest for appending.
 func (l *Log) load(apply func(Op) error) error {
-	ents, err := os.ReadDir(l.dir)
+	files, err := store.SegmentFiles(l.dir, segSuffix)
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
-	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), segSuffix)
-		if !ok {
-			continue
-		}
-		num, err := strconv.ParseUint(name, 16, 64)
-		if err != nil {
-			continue
-		}
-		l.segs = append(l.segs, &segment{num: num, path: filepath.Join(l.dir, e.Name())})
+	for _, sf := range files {
+		l.segs = append(l.segs, &segment{num: sf.Num, path: sf.Path})
 	}
-	slices.SortFunc(l.segs, func(a, b *segment) int {
-		switch {
-		case a.num < b.num:
-			return -1
-		case a.num > b.num:
-			return 1
-		}
-		return 0
-	})
 	for i, sg := range l.segs {
 		if err := l.replay(sg, i == len(l.segs)-1, apply); err != nil {
 			return err
@@ -354,18 +334,13 @@ func (l *Log) replay(sg *segment, newest bool, apply func(Op) error) error {
 
 // torn handles a damaged record at off: the rest of the segment is lost.
 func (l *Log) torn(sg *segment, off int64, newest bool, why string) error {
-	st, err := os.Stat(sg.path)
+	lost, err := store.CutTorn(sg.path, off, newest)
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
 	l.log.Warn("damaged record in the broker's log; the rest of the segment is skipped",
-		"file", sg.path, "offset", off, "bytes_lost", st.Size()-off, "why", why)
+		"file", sg.path, "offset", off, "bytes_lost", lost, "why", why)
 	sg.size = off
-	if newest {
-		if err := os.Truncate(sg.path, off); err != nil {
-			return fmt.Errorf("wal: truncate %s: %w", sg.path, err)
-		}
-	}
 	return nil
 }
 
@@ -375,24 +350,15 @@ func (l *Log) roll() error {
 	if n := len(l.segs); n > 0 {
 		num = l.segs[n-1].num + 1
 	}
-	sg := &segment{num: num, path: filepath.Join(l.dir, fmt.Sprintf("%016x%s", num, segSuffix))}
+	sg := &segment{num: num, path: store.SegmentPath(l.dir, num, segSuffix)}
 	f, err := os.OpenFile(sg.path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
 	sg.f = f
 	l.segs = append(l.segs, sg)
-	return syncDir(l.dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
+	if err := store.SyncDir(l.dir); err != nil {
 		return fmt.Errorf("wal: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("wal: sync %s: %w", dir, err)
 	}
 	return nil
 }
@@ -706,7 +672,7 @@ func (l *Log) compactStep() {
 	}
 	clear(l.segs[len(keep):])
 	l.segs = keep
-	if err := syncDir(l.dir); err != nil {
+	if err := store.SyncDir(l.dir); err != nil {
 		l.log.Error("compaction failed", "err", err)
 	}
 	l.compactions.Add(1)
