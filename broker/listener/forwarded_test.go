@@ -6,11 +6,10 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/gobwas/ws"
-
 	"github.com/mqgate/mqgate/access"
 	"github.com/mqgate/mqgate/broker"
 	"github.com/mqgate/mqgate/broker/listener"
+	"github.com/mqgate/mqgate/internal/wsclient"
 )
 
 // TestWSForwardedFor checks that X-Forwarded-For and X-Forwarded-Port set
@@ -36,16 +35,14 @@ func TestWSForwardedFor(t *testing.T) {
 			ids := make(chan access.Identity, 1)
 			_, addr := runBroker(t, broker.Listener{Name: "external", Kind: listener.WS, TrustedProxies: tt.trusted,
 				ProxyAddressHeader: "X-Forwarded-For", ProxyPortHeader: "X-Forwarded-Port"}, ids)
-			d := ws.Dialer{Protocols: []string{"mqtt"}, Header: ws.HandshakeHeaderHTTP(tt.header), Timeout: wait}
 			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()
-			nc, _, _, err := d.Dial(ctx, "ws://"+addr+"/mqtt")
+			c, err := wsclient.Dial(ctx, "ws://"+addr+"/mqtt", wsclient.Options{Protocols: []string{"mqtt"}, Header: tt.header})
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer nc.Close()
-			c := &wsClient{Conn: nc}
-			c.r = newClientReader(nc)
+			defer c.Close()
+			nc := c.Conn
 			if ack, err := connect(t, c, "fwd"); err != nil || ack.ReasonCode != 0 {
 				t.Fatalf("connect: %v %v", ack, err)
 			}

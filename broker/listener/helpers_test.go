@@ -1,22 +1,18 @@
 package listener_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
-	"io"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 
 	"github.com/mqgate/mqgate/access"
 	"github.com/mqgate/mqgate/broker"
 	"github.com/mqgate/mqgate/internal/testutil"
+	"github.com/mqgate/mqgate/internal/wsclient"
 	"github.com/mqgate/mqgate/mqtt"
 )
 
@@ -103,114 +99,30 @@ func dialTLS(t *testing.T, addr string, cfg *tls.Config) (net.Conn, error) {
 }
 
 // wsClient is the client side of an MQTT-over-WebSocket connection as a
-// byte stream: each Write is one masked binary frame; Read returns the
-// payloads of the server's data frames and answers its pings.
+// byte stream (wsclient.Conn), with a helper to write raw frames.
 type wsClient struct {
-	net.Conn
-	r  *wsutil.Reader
-	in bool
-
-	wmu sync.Mutex // clients write from several goroutines
+	*wsclient.Conn
 }
 
 // dialWS opens a WebSocket connection to url offering the subprotocols
 // protos.
 func dialWS(t testing.TB, url string, tlsCfg *tls.Config, protos ...string) (*wsClient, error) {
 	t.Helper()
-	d := ws.Dialer{Protocols: protos, TLSConfig: tlsCfg, Timeout: wait}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	nc, br, _, err := d.Dial(ctx, url)
+	c, err := wsclient.Dial(ctx, url, wsclient.Options{Protocols: protos, TLS: tlsCfg})
 	if err != nil {
 		return nil, err
 	}
-	t.Cleanup(func() { _ = nc.Close() })
-	var src io.Reader = nc
-	if br != nil {
-		src = readerWithBuffered(br, nc)
-		ws.PutReader(br)
-	}
-	c := &wsClient{Conn: nc}
-	c.r = newClientReader(src)
-	return c, nil
-}
-
-// newClientReader reads the frames a server sends.
-func newClientReader(src io.Reader) *wsutil.Reader {
-	return &wsutil.Reader{Source: src, State: ws.StateClientSide}
-}
-
-// readerWithBuffered reads what br holds before reading nc.
-func readerWithBuffered(br *bufio.Reader, nc net.Conn) io.Reader {
-	n := br.Buffered()
-	if n == 0 {
-		return nc
-	}
-	b, _ := br.Peek(n)
-	return io.MultiReader(bytes.NewReader(append([]byte(nil), b...)), nc)
-}
-
-func (c *wsClient) Read(p []byte) (int, error) {
-	for {
-		if !c.in {
-			h, err := c.r.NextFrame()
-			if err != nil {
-				return 0, err
-			}
-			if h.OpCode.IsControl() {
-				payload := make([]byte, h.Length)
-				if _, err := io.ReadFull(c.r, payload); err != nil && err != io.EOF {
-					return 0, err
-				}
-				switch h.OpCode {
-				case ws.OpPing:
-					_ = c.writeFrame(ws.MaskFrame(ws.NewPongFrame(payload)))
-				case ws.OpClose:
-					code, reason := ws.ParseCloseFrameData(payload)
-					return 0, wsutil.ClosedError{Code: code, Reason: reason}
-				}
-				continue
-			}
-			c.in = true
-		}
-		n, err := c.r.Read(p)
-		if err == io.EOF {
-			c.in = false
-			if n > 0 {
-				return n, nil
-			}
-			continue
-		}
-		if n > 0 || err != nil {
-			return n, err
-		}
-	}
-}
-
-func (c *wsClient) Write(p []byte) (int, error) {
-	if err := c.writeFrame(ws.MaskFrame(ws.NewBinaryFrame(p))); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-// writeFrame writes f with one call, so that frames do not interleave.
-func (c *wsClient) writeFrame(f ws.Frame) error {
-	b, err := ws.CompileFrame(f)
-	if err != nil {
-		return err
-	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	_, err = c.Conn.Write(b)
-	return err
+	t.Cleanup(func() { _ = c.Close() })
+	return &wsClient{c}, nil
 }
 
 // frame writes one masked frame.
 func (c *wsClient) frame(t *testing.T, op ws.OpCode, fin bool, p []byte) {
 	t.Helper()
 	_ = c.SetWriteDeadline(time.Now().Add(wait))
-	if err := c.writeFrame(ws.MaskFrame(ws.NewFrame(op, fin, p))); err != nil {
+	if err := c.WriteFrame(ws.NewFrame(op, fin, p)); err != nil {
 		t.Fatalf("write frame: %v", err)
 	}
 }
