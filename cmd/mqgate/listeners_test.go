@@ -2,15 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -21,48 +14,13 @@ import (
 	"github.com/mqgate/mqgate/broker"
 	"github.com/mqgate/mqgate/broker/listener"
 	"github.com/mqgate/mqgate/config"
+	"github.com/mqgate/mqgate/internal/testutil"
 	"github.com/mqgate/mqgate/mqtt"
 )
 
-// selfSigned writes a self-signed certificate for 127.0.0.1 and its key
-// to dir and returns the pool that trusts it.
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	for f, b := range map[string]*pem.Block{certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "PRIVATE KEY", Bytes: kder}} {
-		if err := os.WriteFile(f, pem.EncodeToMemory(b), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c, _ := x509.ParseCertificate(der)
-	pool = x509.NewCertPool()
-	pool.AddCert(c)
-	return certFile, keyFile, pool
-}
-
 func TestListenerOptions(t *testing.T) {
 	dir := t.TempDir()
-	cert, key, _ := selfSigned(t, dir)
+	cert, key, _ := testutil.SelfSigned(t, dir)
 	conf := strings.Join([]string{
 		"listener.tcp.external = 127.0.0.1:0",
 		"listener.ssl.devices = 127.0.0.1:0",
@@ -135,7 +93,7 @@ func TestListenerOptions(t *testing.T) {
 
 func TestListenerOptionsErrors(t *testing.T) {
 	dir := t.TempDir()
-	cert, key, _ := selfSigned(t, dir)
+	cert, key, _ := testutil.SelfSigned(t, dir)
 	tests := []struct {
 		name string
 		conf []string
@@ -180,7 +138,7 @@ func TestListenerOptionsErrors(t *testing.T) {
 // broker on it, connects, and checks that a failed reload keeps it serving.
 func TestListenersServe(t *testing.T) {
 	dir := t.TempDir()
-	cert, key, pool := selfSigned(t, dir)
+	cert, key, pool := testutil.SelfSigned(t, dir)
 	cfg, err := config.Parse("mqgate.conf", []byte(strings.Join([]string{
 		"listener.tcp.external = off",
 		"listener.ssl.external = 127.0.0.1:0",

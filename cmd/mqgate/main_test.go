@@ -169,7 +169,7 @@ func TestServeSIGHUPReloadsCertificates(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	dir := t.TempDir()
-	cert, key, _ := selfSigned(t, dir)
+	cert, key, _ := testutil.SelfSigned(t, dir)
 	cmd := exec.CommandContext(ctx, os.Args[0], "serve")
 	cmd.Env = append(os.Environ(),
 		"MQGATE_TEST_MAIN=1",
@@ -234,7 +234,7 @@ func TestServeSIGHUPReloadsCertificates(t *testing.T) {
 		return nc.ConnectionState().PeerCertificates[0].Raw
 	}
 	before := served()
-	selfSigned(t, dir) // a new key pair in the same files
+	testutil.SelfSigned(t, dir) // a new key pair in the same files
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
