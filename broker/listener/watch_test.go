@@ -35,16 +35,7 @@ func TestTLSWatch(t *testing.T) {
 	}
 	first := serial()
 
-	ctx, cancel := context.WithCancel(context.Background())
-	reports := make(chan error, 16)
-	done := make(chan error, 1)
-	go func() { done <- certs.Watch(ctx, func(err error) { reports <- err }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Watch: %v", err)
-		}
-	})
+	reports := watch(t, certs)
 	nextReport := func() error {
 		t.Helper()
 		select {
@@ -96,6 +87,22 @@ func TestTLSWatch(t *testing.T) {
 
 var errNoReport = errors.New("no report yet")
 
+// watch runs certs.Watch until the test ends and returns the channel of
+// its reload reports.
+func watch(t *testing.T, certs *listener.Certs) <-chan error {
+	ctx, cancel := context.WithCancel(context.Background())
+	reports := make(chan error, 64)
+	done := make(chan error, 1)
+	go func() { done <- certs.Watch(ctx, func(err error) { reports <- err }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Watch: %v", err)
+		}
+	})
+	return reports
+}
+
 func mustCopy(t *testing.T, from, to string) {
 	t.Helper()
 	b, err := os.ReadFile(from)
@@ -117,16 +124,7 @@ func TestTLSWatchIgnoresOtherFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	reports := make(chan error, 64)
-	done := make(chan error, 1)
-	go func() { done <- certs.Watch(ctx, func(err error) { reports <- err }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Watch: %v", err)
-		}
-	})
+	reports := watch(t, certs)
 	logFile := filepath.Join(filepath.Dir(p.CertFile), "mqgate.log")
 	for i := range 20 {
 		if err := os.WriteFile(logFile, []byte(fmt.Sprintf("line %d\n", i)), 0o600); err != nil {

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/mqgate/mqgate/store"
 	"go.uber.org/goleak"
 )
 
@@ -149,7 +149,7 @@ func TestTornTail(t *testing.T) {
 			if err := l.Close(); err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join(dir, fmt.Sprintf("%016x%s", 1, segSuffix))
+			path := store.SegmentPath(dir, 1, segSuffix)
 			data, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
