@@ -758,19 +758,7 @@ func TestACLExplainAndReload(t *testing.T) {
 	rules := `{allow, {user, "alice"}, publish, ["a/#"]}.
 {deny, all}.
 `
-	if err := os.WriteFile(path, []byte(rules), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	fb, err := aclfile.New(aclfile.Options{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fb.Close() })
-	chain, err := acl.New(acl.Options{Links: []acl.Link{{Name: "file", Authorizer: fb}}, NoMatch: access.Deny, Cache: true, CacheMaxSize: 10, CacheTTL: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(chain.Close)
+	chain := fileChain(t, path, rules, access.Deny)
 	b, baddr := testutil.RunBroker(t, nil)
 	s, err := api.New(api.Options{Broker: b, Addr: "127.0.0.1:0", Apps: map[string]string{appID: appSecret}, ACL: api.ChainACL{Chain: chain}})
 	if err != nil {
@@ -1195,22 +1183,9 @@ func TestClientsPagingThousand(t *testing.T) {
 // TestClientACLCache reads a real client's cached decisions: the broker asks
 // the chain when the client publishes and subscribes.
 func TestClientACLCache(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "acl.conf")
-	if err := os.WriteFile(path, []byte(`{allow, {user, "alice"}, publish, ["a/#"]}.
+	chain := fileChain(t, filepath.Join(t.TempDir(), "acl.conf"), `{allow, {user, "alice"}, publish, ["a/#"]}.
 {deny, all, subscribe, ["x/#"]}.
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	fb, err := aclfile.New(aclfile.Options{Path: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fb.Close() })
-	chain, err := acl.New(acl.Options{Links: []acl.Link{{Name: "file", Authorizer: fb}}, NoMatch: access.Allow, Cache: true, CacheMaxSize: 10, CacheTTL: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(chain.Close)
+`, access.Allow)
 	b, baddr := testutil.RunBroker(t, func(o *broker.Options) { o.Authorizer = chain })
 	s, err := api.New(api.Options{Broker: b, Addr: "127.0.0.1:0", Apps: map[string]string{appID: appSecret}, ACL: api.ChainACL{Chain: chain}})
 	if err != nil {
@@ -1555,4 +1530,24 @@ func TestPublishProperties(t *testing.T) {
 	if p, ok := late.Read().(*mqtt.Publish); !ok || p.Topic != "p/3" || !p.Retain || string(p.Payload) != "x" {
 		t.Fatalf("retained message: %+v", p)
 	}
+}
+
+// fileChain writes rules (acl.conf) to path and returns a cached ACL chain
+// of the file backend over it, closed when the test ends.
+func fileChain(t *testing.T, path, rules string, noMatch access.Verdict) *acl.Chain {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(rules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fb, err := aclfile.New(aclfile.Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fb.Close() })
+	chain, err := acl.New(acl.Options{Links: []acl.Link{{Name: "file", Authorizer: fb}}, NoMatch: noMatch, Cache: true, CacheMaxSize: 10, CacheTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(chain.Close)
+	return chain
 }

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/mqgate/mqgate/access"
-	"github.com/mqgate/mqgate/acl"
-	aclfile "github.com/mqgate/mqgate/acl/file"
 	"github.com/mqgate/mqgate/api"
 	authnfile "github.com/mqgate/mqgate/authn/file"
 )
@@ -33,23 +31,10 @@ func newSidecar(t *testing.T) *api.Sidecar {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ab.Close() })
-	rules := filepath.Join(dir, "acl.conf")
-	if err := os.WriteFile(rules, []byte(`{allow, {user, "alice"}, publish, ["a/#"]}.
+	chain := fileChain(t, filepath.Join(dir, "acl.conf"), `{allow, {user, "alice"}, publish, ["a/#"]}.
 {allow, all, subscribe, ["pub/#"]}.
 {deny, {user, "mallory"}, all, ["#"]}.
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	fb, err := aclfile.New(aclfile.Options{Path: rules})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fb.Close() })
-	chain, err := acl.New(acl.Options{Links: []acl.Link{{Name: "file", Authorizer: fb}}, NoMatch: access.Deny, Cache: true, CacheMaxSize: 10, CacheTTL: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(chain.Close)
+`, access.Deny)
 	s, err := api.NewSidecar(api.SidecarOptions{Addr: "127.0.0.1:0", Authenticator: ab, Authorizer: chain})
 	if err != nil {
 		t.Fatal(err)
