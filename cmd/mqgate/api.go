@@ -68,9 +68,6 @@ type apiDeps struct {
 	Authorizer access.Authorizer
 	// Webhooks is reported at /api/v4/webhooks and /metrics.
 	Webhooks *webhook.Dispatcher
-	// NoStart builds and checks the server without listening (mqgate
-	// check).
-	NoStart bool
 }
 
 // startAPI starts the management HTTP API on management.listener.http
@@ -86,6 +83,19 @@ func startAPI(cfg *config.Config, b *broker.Broker, deps apiDeps, log *slog.Logg
 
 // startAPIServer is startAPI returning the server; nil when disabled.
 func startAPIServer(cfg *config.Config, b *broker.Broker, deps apiDeps, log *slog.Logger) (*api.Server, error) {
+	s, err := newAPIServer(cfg, b, deps, log)
+	if err != nil || s == nil {
+		return nil, err
+	}
+	if err := s.Start(); err != nil {
+		return nil, fmt.Errorf("management.listener.http: %w", err)
+	}
+	return s, nil
+}
+
+// newAPIServer builds (and so checks) the management API of the config
+// without listening; nil when disabled.
+func newAPIServer(cfg *config.Config, b *broker.Broker, deps apiDeps, log *slog.Logger) (*api.Server, error) {
 	addr := cfg.String("management.listener.http")
 	if addr == "" {
 		return nil, nil
@@ -127,12 +137,6 @@ func startAPIServer(cfg *config.Config, b *broker.Broker, deps apiDeps, log *slo
 	}
 	s, err := api.New(o)
 	if err != nil {
-		return nil, fmt.Errorf("management.listener.http: %w", err)
-	}
-	if deps.NoStart {
-		return s, nil
-	}
-	if err := s.Start(); err != nil {
 		return nil, fmt.Errorf("management.listener.http: %w", err)
 	}
 	return s, nil

@@ -64,14 +64,13 @@ func checkCommand(args, environ []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	deps := apiDeps{Bans: bans, NoStart: true}
+	deps := apiDeps{Bans: bans}
 	if chain != nil {
 		deps.Authorizer = chain
 	}
-	if _, err := startAPIServer(cfg, b, deps, log); err != nil {
+	if _, err := newAPIServer(cfg, b, deps, log); err != nil {
 		return fail(err)
 	}
-	n := len(opts.Listeners)
-	fmt.Fprintf(stdout, "configuration ok: %d listener(s)\n", n)
+	fmt.Fprintf(stdout, "configuration ok: %d listener(s)\n", len(opts.Listeners))
 	return 0
 }
