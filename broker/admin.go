@@ -134,14 +134,21 @@ func (b *Broker) info(s *session) ClientInfo {
 	return ci
 }
 
-// snapshot returns the current sessions, sorted by client id.
-func (b *Broker) snapshot() []*session {
+// sessionList returns the current sessions, in no order, so that they can
+// be visited without Broker.mu.
+func (b *Broker) sessionList() []*session {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	ss := make([]*session, 0, len(b.sessions))
 	for _, s := range b.sessions {
 		ss = append(ss, s)
 	}
-	b.mu.Unlock()
+	return ss
+}
+
+// snapshot returns the current sessions, sorted by client id.
+func (b *Broker) snapshot() []*session {
+	ss := b.sessionList()
 	slices.SortFunc(ss, func(x, y *session) int { return strings.Compare(x.id, y.id) })
 	return ss
 }
@@ -157,13 +164,7 @@ func (b *Broker) lookup(id string) *session {
 // (inflight) and the messages waiting for the inflight window or for an
 // offline client (queued), summed over every session.
 func (b *Broker) Pending() (inflight, queued int) {
-	b.mu.Lock()
-	ss := make([]*session, 0, len(b.sessions))
-	for _, s := range b.sessions {
-		ss = append(ss, s)
-	}
-	b.mu.Unlock()
-	for _, s := range ss {
+	for _, s := range b.sessionList() {
 		s.mu.Lock()
 		inflight += len(s.inflight)
 		queued += len(s.queue)

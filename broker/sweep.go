@@ -30,13 +30,7 @@ func (b *Broker) startSweeper() {
 }
 
 func (b *Broker) sweep(now time.Time) {
-	b.mu.Lock()
-	list := make([]*session, 0, len(b.sessions))
-	for _, s := range b.sessions {
-		list = append(list, s)
-	}
-	b.mu.Unlock()
-	for _, s := range list {
+	for _, s := range b.sessionList() {
 		s.sweep(now)
 	}
 }
