@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/mqgate/mqgate/store"
 )
 
 // Errors of the application store.
@@ -191,7 +193,7 @@ func (s *AppStore) save() error {
 	if err != nil {
 		return fmt.Errorf("api: encode applications: %w", err)
 	}
-	if err := writeFileAtomic(s.path, data); err != nil {
+	if err := store.WriteFileAtomic(s.path, data); err != nil {
 		return fmt.Errorf("api: save applications: %w", err)
 	}
 	return nil

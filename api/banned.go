@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
 	"github.com/mqgate/mqgate/access"
+	"github.com/mqgate/mqgate/store"
 )
 
 // defaultBanDuration is how long a ban lasts when "until" is not given, as
@@ -101,7 +103,7 @@ func (l *BanList) save() error {
 	if err != nil {
 		return fmt.Errorf("api: encode banned list: %w", err)
 	}
-	if err := writeFileAtomic(l.path, data); err != nil {
+	if err := store.WriteFileAtomic(l.path, data); err != nil {
 		return fmt.Errorf("api: save banned list: %w", err)
 	}
 	return nil

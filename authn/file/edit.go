@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/mqgate/mqgate/store"
 )
 
 // ErrNoUser is returned by DeleteUser when the file does not list the user.
@@ -84,23 +85,7 @@ func writeLines(path string, lines []string) error {
 	if _, err := Parse(buf.Bytes()); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".users-*")
-	if err != nil {
-		return fmt.Errorf("authn/file: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("authn/file: %w", err)
-	}
-	if err := tmp.Chmod(0o600); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("authn/file: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("authn/file: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := store.WriteFileAtomic(path, buf.Bytes()); err != nil {
 		return fmt.Errorf("authn/file: %w", err)
 	}
 	return nil

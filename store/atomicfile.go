@@ -1,4 +1,4 @@
-package api
+package store
 
 import (
 	"fmt"
@@ -6,10 +6,11 @@ import (
 	"path/filepath"
 )
 
-// writeFileAtomic replaces path with data: it writes a temporary file in
-// the same directory, syncs it, renames it over path and syncs the
-// directory, so that a crash leaves either the old or the new content.
-func writeFileAtomic(path string, data []byte) error {
+// WriteFileAtomic replaces path with data (mode 0600): it writes a
+// temporary file in the same directory (created if missing), syncs it,
+// renames it over path and syncs the directory, so that a crash leaves
+// either the old content or the new one, never a mix.
+func WriteFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
@@ -36,13 +37,5 @@ func writeFileAtomic(path string, data []byte) error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+	return SyncDir(dir)
 }
