@@ -562,8 +562,9 @@ func TestAdminSubscriptionsSurviveRestart(t *testing.T) {
 
 // TestStartAgainAfterListenFailure: a Start that restored the log and
 // then could not bind its listener leaves nothing behind, so a second
-// Start restores the sessions once: the persistent subscriber gets every
-// message once, and after another restart nothing more.
+// Start restores the sessions once (one session, one subscription in the
+// index): the persistent subscriber gets every message once, and after
+// another restart nothing more.
 func TestStartAgainAfterListenFailure(t *testing.T) {
 	dir := t.TempDir()
 	b, addr := restartable(t, dir, wal.SyncAlways)
@@ -596,6 +597,10 @@ func TestStartAgainAfterListenFailure(t *testing.T) {
 	busy.Close()
 	if err := b2.Start(); err != nil {
 		t.Fatalf("second Start: %v", err)
+	}
+	// One session with one subscription, not the first Start's copy too.
+	if st := b2.Stats(); st["sessions.count"] != 1 || st["subscriptions.count"] != 1 {
+		t.Fatalf("after the second Start: %d sessions, %d subscriptions; want 1 and 1", st["sessions.count"], st["subscriptions.count"])
 	}
 	addr = b2.Addr("external").String()
 	pub = connectClean(t, addr, mqtt.V311, "pub")
