@@ -896,25 +896,10 @@ func TestWebhookStatus(t *testing.T) {
 		mu.Unlock()
 	}))
 	t.Cleanup(recv.Close)
-	bus := events.NewBus()
-	t.Cleanup(bus.Close)
-	rule, err := webhook.ParseRule("web.hook.rule.client.connected.1", `{"action":"on_client_connected"}`)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The URL carries credentials and a query: /webhooks hides the
 	// password, /metrics labels the endpoint by scheme, host and path only.
 	hookURL := strings.Replace(recv.URL, "http://", "http://hook:s3cret@", 1) + "/hook?token=abc"
-	d, err := webhook.New(webhook.Options{Node: "n", Rules: []webhook.Rule{rule}, URL: hookURL, Dir: t.TempDir(), PoolSize: 1, RequestTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Start(bus)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = d.Stop(ctx)
-	})
+	d, bus := runConnectedHook(t, webhook.Options{URL: hookURL})
 	b, addr := testutil.RunBroker(t, func(o *broker.Options) { o.Events = bus })
 	reg := prometheus.NewRegistry()
 	s, err := api.New(api.Options{Broker: b, Addr: "127.0.0.1:0", Apps: map[string]string{appID: appSecret}, Registry: reg, Webhooks: d.Stats})
@@ -985,24 +970,9 @@ func TestWebhookEndpointState(t *testing.T) {
 		}
 	}))
 	t.Cleanup(recv.Close)
-	bus := events.NewBus()
-	t.Cleanup(bus.Close)
-	rule, err := webhook.ParseRule("web.hook.rule.client.connected.1", `{"action":"on_client_connected"}`)
-	if err != nil {
-		t.Fatal(err)
-	}
 	hookURL := strings.Replace(recv.URL, "http://", "http://hook:pa55word@", 1) + "/hook"
-	d, err := webhook.New(webhook.Options{Node: "n", Rules: []webhook.Rule{rule}, URL: hookURL, Dir: t.TempDir(), PoolSize: 1,
-		RequestTimeout: 5 * time.Second, MinBackoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, BreakerThreshold: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Start(bus)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = d.Stop(ctx)
-	})
+	d, bus := runConnectedHook(t, webhook.Options{URL: hookURL,
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, BreakerThreshold: 1000})
 	b, addr := testutil.RunBroker(t, func(o *broker.Options) { o.Events = bus })
 	s, err := api.New(api.Options{Broker: b, Addr: "127.0.0.1:0", Apps: map[string]string{appID: appSecret}, Webhooks: d.Stats})
 	if err != nil {
@@ -1550,4 +1520,29 @@ func fileChain(t *testing.T, path, rules string, noMatch access.Verdict) *acl.Ch
 	}
 	t.Cleanup(chain.Close)
 	return chain
+}
+
+// runConnectedHook starts a dispatcher with o and a client.connected rule
+// (one connection to the endpoint, 5 s per request, its outbox in a
+// temporary directory) on a new bus; both stop when the test ends.
+func runConnectedHook(t *testing.T, o webhook.Options) (*webhook.Dispatcher, *events.Bus) {
+	t.Helper()
+	bus := events.NewBus()
+	t.Cleanup(bus.Close)
+	rule, err := webhook.ParseRule("web.hook.rule.client.connected.1", `{"action":"on_client_connected"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Node, o.Rules, o.Dir, o.PoolSize, o.RequestTimeout = "n", []webhook.Rule{rule}, t.TempDir(), 1, 5*time.Second
+	d, err := webhook.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Start(bus)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = d.Stop(ctx)
+	})
+	return d, bus
 }
