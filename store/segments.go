@@ -45,7 +45,7 @@ type Segments struct {
 	// beside it and takes wmu too.
 	wmu   sync.Mutex
 	segs  []*segment // oldest first; the last one is written to
-	index map[uint64]loc
+	index seqIndex
 	buf   []byte
 	num   uint64 // number of the newest segment
 }
@@ -66,6 +66,7 @@ type segment struct {
 	num       uint64
 	path      string
 	f         *os.File // open for the newest segment only
+	rf        *os.File // for reading; opened on first use
 	size      int64
 	live      int
 	liveBytes int64
@@ -103,7 +104,7 @@ func OpenSegments(dir string, o SegmentOptions) (*Segments, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s := &Segments{dir: dir, o: o, lock: lock, index: map[uint64]loc{}, next: 1}
+	s := &Segments{dir: dir, o: o, lock: lock, next: 1}
 	if err := s.load(); err != nil {
 		s.closeFiles()
 		return nil, err
@@ -126,10 +127,11 @@ func (s *Segments) load() error {
 			return err
 		}
 	}
-	for _, l := range s.index {
+	s.index.each(func(_ uint64, l loc) bool {
 		l.seg.live++
 		l.seg.liveBytes += int64(l.n)
-	}
+		return true
+	})
 	if len(s.segs) > 0 {
 		s.num = s.segs[len(s.segs)-1].num
 	}
@@ -177,12 +179,12 @@ func (s *Segments) replay(sg *segment, newest bool) error {
 				return s.torn(sg, off, newest, "put frame too short")
 			}
 			seq := binary.LittleEndian.Uint64(payload)
-			s.index[seq] = loc{seg: sg, off: off + frameHeader + 8, n: int32(n - 8)}
+			s.index.put(seq, loc{seg: sg, off: off + frameHeader + 8, n: int32(n - 8)})
 			s.next = max(s.next, seq+1)
 		case kindDel:
 			for p := payload; len(p) >= 8; p = p[8:] {
 				seq := binary.LittleEndian.Uint64(p)
-				delete(s.index, seq)
+				s.index.del(seq)
 				s.next = max(s.next, seq+1)
 			}
 		case kindMark:
@@ -267,6 +269,9 @@ func (s *Segments) roll() error {
 // segments, never of newer ones.
 func (s *Segments) dropDead() error {
 	for len(s.segs) > 1 && s.segs[0].live == 0 {
+		if rf := s.segs[0].rf; rf != nil {
+			rf.Close()
+		}
 		if err := os.Remove(s.segs[0].path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("store: %w", err)
 		}
@@ -362,18 +367,16 @@ func (s *Segments) commit(put []Record, del []uint64) error {
 	}
 	active.size += int64(len(buf))
 	for _, seq := range del {
-		if l, ok := s.index[seq]; ok {
+		if l, ok := s.index.del(seq); ok {
 			l.seg.live--
 			l.seg.liveBytes -= int64(l.n)
-			delete(s.index, seq)
 		}
 	}
 	for i, r := range put {
-		if old, ok := s.index[r.Seq]; ok {
+		if old, ok := s.index.put(r.Seq, loc{seg: active, off: offs[i], n: int32(len(r.Data))}); ok {
 			old.seg.live--
 			old.seg.liveBytes -= int64(old.n)
 		}
-		s.index[r.Seq] = loc{seg: active, off: offs[i], n: int32(len(r.Data))}
 		active.live++
 		active.liveBytes += int64(len(r.Data))
 	}
@@ -397,22 +400,22 @@ func (s *Segments) compact() error {
 		return nil
 	}
 	var recs []Record
-	f, err := os.Open(old.path)
-	if err != nil {
-		return fmt.Errorf("store: compact: %w", err)
-	}
-	defer f.Close()
-	for seq, l := range s.index {
+	var rerr error
+	s.index.each(func(seq uint64, l loc) bool {
 		if l.seg != old {
-			continue
+			return true
 		}
-		data := make([]byte, l.n)
-		if _, err := f.ReadAt(data, l.off); err != nil {
-			return fmt.Errorf("store: compact: %w", err)
+		data, err := s.readAt(l, nil)
+		if err != nil {
+			rerr = fmt.Errorf("store: compact: %w", err)
+			return false
 		}
 		recs = append(recs, Record{Seq: seq, Data: data})
+		return true
+	})
+	if rerr != nil {
+		return rerr
 	}
-	slices.SortFunc(recs, func(a, b Record) int { return cmpUint(a.Seq, b.Seq) })
 	if len(recs) > 0 {
 		if err := s.commit(recs, nil); err != nil {
 			return err
@@ -425,37 +428,55 @@ func (s *Segments) compact() error {
 func (s *Segments) Scan(fn func(Record) error) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	seqs := make([]uint64, 0, len(s.index))
-	for seq := range s.index {
-		seqs = append(seqs, seq)
-	}
-	slices.Sort(seqs)
-	files := map[*segment]*os.File{}
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
 	var data []byte
-	for _, seq := range seqs {
-		l := s.index[seq]
-		f := files[l.seg]
-		if f == nil {
-			var err error
-			if f, err = os.Open(l.seg.path); err != nil {
-				return fmt.Errorf("store: scan: %w", err)
-			}
-			files[l.seg] = f
+	var err error
+	s.index.each(func(seq uint64, l loc) bool {
+		if data, err = s.readAt(l, data[:0]); err != nil {
+			err = fmt.Errorf("store: scan: %w", err)
+			return false
 		}
-		data = slices.Grow(data[:0], int(l.n))[:l.n]
-		if _, err := f.ReadAt(data, l.off); err != nil {
-			return fmt.Errorf("store: scan: %w", err)
-		}
-		if err := fn(Record{Seq: seq, Data: data}); err != nil {
-			return err
-		}
+		err = fn(Record{Seq: seq, Data: data})
+		return err == nil
+	})
+	return err
+}
+
+// ErrNotFound is returned by Read for a sequence number with no live
+// record.
+var ErrNotFound = errors.New("store: no such record")
+
+// Read appends the data of record seq to buf. It is for a reader that did
+// not keep the data in memory; it may run beside Commit.
+func (s *Segments) Read(seq uint64, buf []byte) ([]byte, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	l, ok := s.index.get(seq)
+	if !ok {
+		return buf, ErrNotFound
 	}
-	return nil
+	buf, err := s.readAt(l, buf)
+	if err != nil {
+		return buf, fmt.Errorf("store: read: %w", err)
+	}
+	return buf, nil
+}
+
+// readAt appends the data at l to buf, through the segment's read handle
+// (opened on first use, closed when the segment goes). s.wmu must be held.
+func (s *Segments) readAt(l loc, buf []byte) ([]byte, error) {
+	if l.seg.rf == nil {
+		f, err := os.Open(l.seg.path)
+		if err != nil {
+			return buf, err
+		}
+		l.seg.rf = f
+	}
+	n := len(buf)
+	buf = slices.Grow(buf, int(l.n))[:n+int(l.n)]
+	if _, err := l.seg.rf.ReadAt(buf[n:], l.off); err != nil {
+		return buf[:n], err
+	}
+	return buf, nil
 }
 
 // Len returns the number of live records and the bytes of the segment
@@ -466,7 +487,7 @@ func (s *Segments) Len() (records int, fileBytes int64) {
 	for _, sg := range s.segs {
 		fileBytes += sg.size
 	}
-	return len(s.index), fileBytes
+	return s.index.len(), fileBytes
 }
 
 // Close implements Queue.
@@ -482,6 +503,10 @@ func (s *Segments) closeFiles() error {
 		if sg.f != nil {
 			errs = append(errs, sg.f.Close())
 			sg.f = nil
+		}
+		if sg.rf != nil {
+			errs = append(errs, sg.rf.Close())
+			sg.rf = nil
 		}
 	}
 	if s.lock != nil {
