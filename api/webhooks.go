@@ -87,6 +87,7 @@ func (s *Server) webhooks(c echo.Context) error {
 		"enabled":                true,
 		"pending":                st.Pending,
 		"pending_bytes":          st.Bytes,
+		"pending_memory_bytes":   st.Memory,
 		"oldest_pending_seconds": st.Oldest.Seconds(),
 		"bus_dropped":            st.BusDropped,
 		"endpoints":              eps,
@@ -114,6 +115,7 @@ func endpointLabel(raw string) string {
 var (
 	descHookPending    = prometheus.NewDesc("mqgate_webhook_pending", "Web hook deliveries waiting in the outbox.", nil, nil)
 	descHookBytes      = prometheus.NewDesc("mqgate_webhook_pending_bytes", "Size of the deliveries waiting in the outbox.", nil, nil)
+	descHookMemory     = prometheus.NewDesc("mqgate_webhook_pending_memory_bytes", "Bytes of waiting deliveries' bodies also held in memory (web.hook.outbox.max_memory); the others are read back from the outbox.", nil, nil)
 	descHookOldest     = prometheus.NewDesc("mqgate_webhook_oldest_pending_seconds", "Age of the oldest waiting delivery; 0 when none.", nil, nil)
 	descHookBusDropped = prometheus.NewDesc("mqgate_webhook_bus_dropped_total", "Events lost before reaching the outbox (event bus full).", nil, nil)
 	descHookInFlight   = prometheus.NewDesc("mqgate_webhook_in_flight", "Web hook requests in progress, by endpoint and event.", []string{"endpoint", "event"}, nil)
@@ -125,7 +127,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (w webhookCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descHookPending, descHookBytes, descHookOldest, descHookBusDropped, descHookInFlight, descHookDeliveries,
+	for _, d := range []*prometheus.Desc{descHookPending, descHookBytes, descHookMemory, descHookOldest, descHookBusDropped, descHookInFlight, descHookDeliveries,
 		descHookEPPending, descHookEPOldest, descHookEPOpen} {
 		ch <- d
 	}
@@ -136,6 +138,7 @@ func (w webhookCollector) Collect(ch chan<- prometheus.Metric) {
 	st := w.stats()
 	ch <- prometheus.MustNewConstMetric(descHookPending, prometheus.GaugeValue, float64(st.Pending))
 	ch <- prometheus.MustNewConstMetric(descHookBytes, prometheus.GaugeValue, float64(st.Bytes))
+	ch <- prometheus.MustNewConstMetric(descHookMemory, prometheus.GaugeValue, float64(st.Memory))
 	ch <- prometheus.MustNewConstMetric(descHookOldest, prometheus.GaugeValue, st.Oldest.Seconds())
 	ch <- prometheus.MustNewConstMetric(descHookBusDropped, prometheus.CounterValue, float64(st.BusDropped))
 	// Two URLs that differ only in credentials or query share a label

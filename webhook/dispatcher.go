@@ -37,10 +37,14 @@ type Options struct {
 
 	RequestTimeout time.Duration // per POST; 0 = 5s
 
-	Dir        string // directory of the outbox and the dead-letter file; required
-	MaxBytes   int64  // outbox size limit (pending events are also held in memory); 0 = 256MB
-	DropNewest bool   // when the outbox is full drop the new event (true) or the oldest pending one (false)
-	NoSync     bool   // skip fsync (benchmarks only)
+	Dir      string // directory of the outbox and the dead-letter file; required
+	MaxBytes int64  // outbox size limit; 0 = 256MB
+	// MaxMemory bounds the bytes of pending bodies also held in memory;
+	// the bodies of the events beyond it are read back from the outbox
+	// when they are posted. 0 = 32MB, negative = none in memory.
+	MaxMemory  int64
+	DropNewest bool // when the outbox is full drop the new event (true) or the oldest pending one (false)
+	NoSync     bool // skip fsync (benchmarks only)
 	// CommitInterval is how long the outbox writer lets events gather
 	// after the first one before one write and one fsync commit them all;
 	// 0 = 10ms, negative = no wait. Longer costs fewer fsyncs (one takes tens of
@@ -88,8 +92,9 @@ type job struct {
 	client  string
 	event   events.Kind
 	created time.Time
-	body    []byte
-	size    int64
+	body    []byte // nil: only in the outbox (see Options.MaxMemory); set before the job is enqueued
+	size    int64  // of the stored record
+	mem     int64  // bytes of body counted in Dispatcher.mem; guarded by Dispatcher.mu
 	ep      *endpoint
 	done    atomic.Bool // delivered, dead or dropped
 }
@@ -101,16 +106,18 @@ type job struct {
 type Dispatcher struct {
 	o      Options
 	log    *slog.Logger
-	q      store.Queue
+	q      *store.Segments
 	client *http.Client
 	dead   *deadLetters
 	rules  map[events.Kind][]ruleRT
 	ids    idSource // used by the outbox writer only
-	// scratch is where the outbox writer encodes a record before copying it
-	// into a buffer of its exact size: a body's size is not known before
-	// it is encoded (a binary payload's JSON escapes take up to 6 bytes a
-	// byte), and growing a guessed buffer cost more than the copy.
-	scratch []byte
+	// arena is where the outbox writer encodes the records of one commit,
+	// reused from one commit to the next. A body is copied out of it, at
+	// its exact size, only when it is kept in memory: a body's size is not
+	// known before it is encoded (a binary payload's JSON escapes take up
+	// to 6 bytes a byte), and growing a guessed buffer per event cost more
+	// than the copy.
+	arena []byte
 
 	epMu sync.Mutex
 	eps  map[string]*endpoint
@@ -120,6 +127,7 @@ type Dispatcher struct {
 	count       int        // jobs in pending that are not done
 	head        int
 	bytes       int64
+	mem         int64 // bytes of the bodies held in memory
 	delq        []uint64
 	overflowLog bool
 	busDropped  uint64    // bus drops already logged
@@ -157,6 +165,9 @@ func New(o Options) (*Dispatcher, error) {
 	}
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = 256 << 20
+	}
+	if o.MaxMemory == 0 {
+		o.MaxMemory = 32 << 20
 	}
 	if o.MinBackoff <= 0 {
 		o.MinBackoff = time.Second
@@ -306,7 +317,8 @@ func (d *Dispatcher) load() error {
 		k, _ := events.ParseKind(rec.Event)
 		ep := d.endpoint(rec.URL, rec.Headers, Batch{MaxSize: rec.BatchSize, MaxDelay: time.Duration(rec.BatchDelay) * time.Millisecond})
 		j := &job{seq: r.Seq, id: rec.ID, client: rec.ClientID, event: k, created: time.UnixMilli(rec.Time),
-			body: bytes.Clone(body), size: int64(len(r.Data)), ep: ep}
+			size: int64(len(r.Data)), ep: ep}
+		d.hold(j, body)
 		d.pending = append(d.pending, j)
 		d.bytes += j.size
 		d.count++
@@ -400,8 +412,9 @@ func (d *Dispatcher) run() {
 }
 
 type item struct {
-	j   *job
-	rec []byte
+	j    *job
+	rec  []byte // the stored record, in d.arena
+	body []byte // its body, in d.arena
 }
 
 // commit stores the deliveries of evs and removes acknowledged ones in one
@@ -419,6 +432,7 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 		}
 	}
 	var items []item
+	arena := d.arena[:0]
 	if n > 0 {
 		items = make([]item, 0, n)
 		seq := d.q.Reserve(n)
@@ -432,7 +446,9 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 				if !r.matches(e) {
 					continue
 				}
-				it, err := d.newItem(e, r.ep, seq, now)
+				var it item
+				var err error
+				it, arena, err = d.newItem(arena, e, r.ep, seq, now)
 				seq++
 				if err != nil {
 					d.log.Error("web hook: cannot build body", "event", e.Kind.String(), "err", err)
@@ -475,7 +491,9 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 	if lost > 0 {
 		d.log.Warn("web hook: events lost before the outbox (event queue full)", "lost", lost, "queue", d.o.QueueSize)
 	}
+	stored := true
 	if err := d.q.Commit(puts, del); err != nil {
+		stored = false
 		d.mu.Lock()
 		d.commitErrs++
 		first := d.commitErrs == 1
@@ -484,10 +502,67 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 			d.log.Error("web hook outbox: commit failed; events are delivered from memory only until it works again", "err", err)
 		}
 	}
+	d.mu.Lock()
+	for _, it := range kept {
+		if !it.j.done.Load() {
+			d.holdLocked(it.j, it.body, !stored)
+		}
+	}
+	d.mu.Unlock()
+	d.arena = arena[:0]
+	if cap(arena) > 8<<20 {
+		d.arena = nil // do not keep a burst's buffer
+	}
 	for _, it := range kept {
 		it.j.ep.counters(it.j.event).queued.Add(1)
 		it.j.ep.enqueue(it.j)
 	}
+}
+
+// hold keeps a copy of body in j while the bodies in memory stay under
+// Options.MaxMemory; otherwise j's body is read back from the outbox when
+// it is posted.
+func (d *Dispatcher) hold(j *job, body []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.holdLocked(j, body, false)
+}
+
+// holdLocked is hold with d.mu held; must keeps the body whatever the
+// budget (it is not in the outbox).
+func (d *Dispatcher) holdLocked(j *job, body []byte, must bool) {
+	n := int64(len(body))
+	if !must && d.mem+n > d.o.MaxMemory {
+		return
+	}
+	j.body = bytes.Clone(body)
+	j.mem = n
+	d.mem += n
+}
+
+// release forgets j's body from the memory count. d.mu must be held.
+func (d *Dispatcher) release(j *job) {
+	d.mem -= j.mem
+	j.mem = 0
+}
+
+// appendBody appends j's body to b, reading it back from the outbox when
+// it is not held in memory.
+func (d *Dispatcher) appendBody(b []byte, j *job) ([]byte, error) {
+	if j.body != nil {
+		return append(b, j.body...), nil
+	}
+	n := len(b)
+	b, err := d.q.Read(j.seq, b)
+	if err != nil {
+		return b[:n], fmt.Errorf("webhook: outbox: event %d: %w", j.seq, err)
+	}
+	i := bytes.IndexByte(b[n:], '\n')
+	if i < 0 {
+		return b[:n], fmt.Errorf("webhook: outbox: event %d: record without a body", j.seq)
+	}
+	m := copy(b[n:], b[n+i+1:])
+	return b[:n+m], nil
 }
 
 // overflow makes room for j when the outbox is full: it drops the oldest
@@ -509,6 +584,7 @@ func (d *Dispatcher) overflow(j *job) {
 		d.head++
 		if old.done.CompareAndSwap(false, true) {
 			d.bytes -= old.size
+			d.release(old)
 			d.count--
 			d.delq = append(d.delq, old.seq)
 			old.ep.counters(old.event).dropped.Add(1)
@@ -545,7 +621,9 @@ func sysTopic(e *events.Event) bool {
 	return false
 }
 
-func (d *Dispatcher) newItem(e *events.Event, ep *endpoint, seq uint64, now time.Time) (item, error) {
+// newItem encodes the record of e for ep, numbered seq, at the end of
+// arena.
+func (d *Dispatcher) newItem(arena []byte, e *events.Event, ep *endpoint, seq uint64, now time.Time) (item, []byte, error) {
 	id := d.ids.newID(now)
 	client := e.ClientID
 	if e.Kind == events.MessagePublish {
@@ -555,9 +633,10 @@ func (d *Dispatcher) newItem(e *events.Event, ep *endpoint, seq uint64, now time
 	if created.IsZero() {
 		created = now
 	}
-	// The stored record and the body share one buffer: the header (the
-	// endpoint's part is encoded once, in ep.recHead), a newline, the body.
-	rec := append(d.scratch[:0], ep.recHead...)
+	// The stored record: the header (the endpoint's part is encoded once,
+	// in ep.recHead), a newline, the body.
+	start := len(arena)
+	rec := append(arena, ep.recHead...)
 	rec = append(rec, `"clientid":`...)
 	rec = appendString(rec, client)
 	rec = append(rec, `,"event":`...)
@@ -567,18 +646,13 @@ func (d *Dispatcher) newItem(e *events.Event, ep *endpoint, seq uint64, now time
 	rec = append(rec, `,"time":`...)
 	rec = strconv.AppendInt(rec, created.UnixMilli(), 10)
 	rec = append(rec, "}\n"...)
-	start := len(rec)
+	bodyAt := len(rec)
 	rec, err := AppendBody(rec, e, d.o.Node, d.o.Encoding, id, seq)
 	if err != nil {
-		return item{}, err
+		return item{}, rec[:start], err
 	}
-	d.scratch = rec
-	if cap(rec) > 64<<10 {
-		d.scratch = nil // a large payload's buffer is not kept
-	}
-	rec = bytes.Clone(rec)
-	j := &job{seq: seq, id: id, client: client, event: e.Kind, created: created, body: rec[start:len(rec):len(rec)], size: int64(len(rec)), ep: ep}
-	return item{j: j, rec: rec}, nil
+	j := &job{seq: seq, id: id, client: client, event: e.Kind, created: created, size: int64(len(rec) - start), ep: ep}
+	return item{j: j, rec: rec[start:len(rec):len(rec)], body: rec[bodyAt:len(rec):len(rec)]}, rec, nil
 }
 
 // recordHead returns the opening of the stored record (see record) of
@@ -609,13 +683,15 @@ func recordHead(url string, headers map[string]string, b Batch) []byte {
 	return append(h, ',')
 }
 
-// ack removes j from the outbox once it is delivered or dead-lettered.
-func (d *Dispatcher) ack(j *job) {
+// ack removes j from the outbox once it is delivered or dead-lettered. It
+// reports false when j was done already (dropped when the outbox was full).
+func (d *Dispatcher) ack(j *job) bool {
 	if !j.done.CompareAndSwap(false, true) {
-		return
+		return false
 	}
 	d.mu.Lock()
 	d.bytes -= j.size
+	d.release(j)
 	d.count--
 	d.delq = append(d.delq, j.seq)
 	d.compact()
@@ -624,6 +700,7 @@ func (d *Dispatcher) ack(j *job) {
 	case d.kick <- struct{}{}:
 	default:
 	}
+	return true
 }
 
 // Stop stops taking events, commits what the bus had queued, waits for the

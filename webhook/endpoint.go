@@ -223,20 +223,32 @@ func (ep *endpoint) finish(l *lane, jobs []*job, res result, probe bool) {
 	}
 	l.q = l.q[len(jobs):]
 	l.attempt = 0
-	for _, j := range jobs {
-		c := ep.counters(j.event)
-		if res.status >= 200 && res.status < 300 {
-			c.delivered.Add(1)
-		} else {
-			c.failed.Add(1)
+	if res.skipped {
+		for _, j := range jobs {
+			d.ack(j) // a no-op: they were dropped
 		}
+		if len(l.q) > 0 {
+			ep.push(l)
+		} else {
+			l.scheduled = false
+			delete(ep.lanes, l.key)
+		}
+		return
 	}
-	if !(res.status >= 200 && res.status < 300) {
+	ok := res.status >= 200 && res.status < 300
+	if !ok {
 		d.log.Warn("web hook delivery refused; kept as a dead letter", "url", ep.url, "status", res.status, "events", len(jobs))
 		d.dead.add(ep, jobs, res)
 	}
 	for _, j := range jobs {
-		d.ack(j)
+		if !d.ack(j) {
+			continue // dropped while it was posted: counted as dropped
+		}
+		if c := ep.counters(j.event); ok {
+			c.delivered.Add(1)
+		} else {
+			c.failed.Add(1)
+		}
 	}
 	ep.fails = 0
 	if probe || !ep.openUntil.IsZero() {
@@ -316,7 +328,8 @@ func backoff(lo, hi time.Duration, attempt int) time.Duration {
 
 // result is the outcome of one POST.
 type result struct {
-	status     int // 0 = no response
+	skipped    bool // nothing posted: every job was dropped meanwhile
+	status     int  // 0 = no response
 	retry      bool
 	retryAfter time.Duration
 	err        error
@@ -336,15 +349,17 @@ func (ep *endpoint) post(jobs []*job) result {
 			ep.counters(j.event).inFlight.Add(-1)
 		}
 	}()
-	var body []byte
-	if ep.batch.MaxSize > 0 {
-		body = batchBody(jobs)
-	} else {
-		body = jobs[0].body
+	body, first, err := d.requestBody(jobs, ep.batch.MaxSize > 0)
+	if err != nil {
+		d.log.Error("web hook: cannot read a pending event from the outbox; retrying", "url", ep.url, "err", err)
+		return result{retry: true, err: err}
+	}
+	if first == nil {
+		return result{skipped: true} // every one was dropped meanwhile
 	}
 	ctx, cancel := context.WithTimeout(d.ctx, d.o.RequestTimeout)
 	defer cancel()
-	req, err := newRequest(ctx, ep.url, ep.headers, jobs[0].id, body, d.o.Signer, time.Now())
+	req, err := newRequest(ctx, ep.url, ep.headers, first.id, body, d.o.Signer, time.Now())
 	if err != nil {
 		return result{err: err} // a bad URL cannot get better: dead letter
 	}
@@ -394,21 +409,55 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// batchBody joins the bodies of jobs into a JSON array.
-func batchBody(jobs []*job) []byte {
+// requestBody is what posting jobs sends: the one body, or for a batch the
+// bodies as a JSON array. A job dropped from the outbox meanwhile (when it
+// was full) is left out; first is the first job posted, nil if none is
+// left.
+func (d *Dispatcher) requestBody(jobs []*job, batch bool) (body []byte, first *job, err error) {
+	if !batch {
+		j := jobs[0]
+		if j.body != nil {
+			return j.body, j, nil
+		}
+		b, err := d.appendBody(nil, j)
+		if err != nil {
+			if j.done.Load() {
+				return nil, nil, nil
+			}
+			return nil, nil, err
+		}
+		return b, j, nil
+	}
 	n := 2
 	for _, j := range jobs {
-		n += len(j.body) + 1
+		if j.body != nil {
+			n += len(j.body) + 1
+		} else {
+			n += int(j.size) + 1 // the record: its body and a header
+		}
 	}
 	b := make([]byte, 0, n)
 	b = append(b, '[')
-	for i, j := range jobs {
-		if i > 0 {
+	for _, j := range jobs {
+		mark := len(b)
+		if first != nil {
 			b = append(b, ',')
 		}
-		b = append(b, j.body...)
+		if b, err = d.appendBody(b, j); err != nil {
+			if j.done.Load() {
+				b = b[:mark]
+				continue
+			}
+			return nil, nil, err
+		}
+		if first == nil {
+			first = j
+		}
 	}
-	return append(b, ']')
+	if first == nil {
+		return nil, nil, nil
+	}
+	return append(b, ']'), first, nil
 }
 
 // newRequest builds the POST of body to url: the configured headers, a JSON

@@ -22,6 +22,7 @@ type Stats struct {
 	Endpoints map[string]map[string]Counts
 	Pending   int           // deliveries in the outbox
 	Bytes     int64         // size of the pending deliveries
+	Memory    int64         // bytes of pending bodies held in memory (Options.MaxMemory)
 	Oldest    time.Duration // age of the oldest pending delivery; 0 if none
 	// BusDropped counts events lost before reaching the outbox because the
 	// bus queue was full.
@@ -103,6 +104,7 @@ func (d *Dispatcher) Stats() Stats {
 	}
 	s.Pending = d.count
 	s.Bytes = d.bytes
+	s.Memory = d.mem
 	s.BusDropped = d.busDropped
 	if d.sub != nil {
 		s.BusDropped = d.sub.Dropped()

@@ -52,6 +52,7 @@ func webhookOptions(cfg *config.Config, log *slog.Logger) (webhook.Options, erro
 		RequestTimeout:   cfg.Duration("web.hook.request_timeout"),
 		Dir:              webhookDir(cfg),
 		MaxBytes:         cfg.Bytes("web.hook.outbox.max_bytes"),
+		MaxMemory:        cmp.Or(cfg.Bytes("web.hook.outbox.max_memory"), -1), // 0: none in memory
 		DropNewest:       cfg.String("web.hook.outbox.overflow") == "drop_new",
 		CommitInterval:   cmp.Or(cfg.Duration("web.hook.outbox.commit_interval"), -1), // 0s: no wait
 		MinBackoff:       cfg.Duration("web.hook.retry.min_interval"),
