@@ -264,19 +264,28 @@ function best(k,   r) {
 # compare_table SCENARIOS CONFIGS RESULTS [EXTRA]: from mqload's JSON result
 # lines in RESULTS, a table of the best round (highest msg/s) of each
 # scenario and configuration, its msg per broker CPU-second and the ratio
-# of that to the first configuration's; EXTRA names one more numeric field
-# of the lines to show. Rounds with an error or lost messages do not count.
+# of that to the first configuration's; EXTRA names more numeric fields of
+# the lines to show, space separated. Rounds with an error or lost messages
+# do not count.
 compare_table() {
 	awk -v scenarios="$1" -v configs="$2" -v extra="${4:-}" "$awk_lib"'
 counted() {
 	if (best(sc SUBSEP b))
-		ex[sc, b] = extra != "" ? num(extra) : 0
+		for (x = 1; x <= nx; x++)
+			ex[sc, b, x] = num(xl[x])
 }
+BEGIN { nx = split(extra, xl, " ") }
 END {
 	ns = split(scenarios, sl, " ")
 	nc = split(configs, cl, " ")
-	printf "| scenario | configuration | msg/s | msg/CPU-s | ratio per CPU-s | broker CPU %%%s | rounds not counted |\n", extra != "" ? " | " extra : ""
-	printf "| --- | --- | ---: | ---: | ---: | ---: |%s ---: |\n", extra != "" ? " ---: |" : ""
+	head = ""
+	rule = ""
+	for (x = 1; x <= nx; x++) {
+		head = head " | " xl[x]
+		rule = rule " ---: |"
+	}
+	printf "| scenario | configuration | msg/s | msg/CPU-s | ratio per CPU-s | broker CPU %%%s | rounds not counted |\n", head
+	printf "| --- | --- | ---: | ---: | ---: | ---: |%s ---: |\n", rule
 	for (i = 1; i <= ns; i++) {
 		sc = sl[i]
 		for (j = 1; j <= nc; j++) {
@@ -286,8 +295,8 @@ END {
 				continue
 			}
 			printf "| %s | %s | %s | %s | %s | %.0f", sc, c, commas(rate[sc, c]), commas(cpu[sc, c]), ratio(cpu[sc, c], cpu[sc, cl[1]]), pct[sc, c]
-			if (extra != "")
-				printf " | %s", commas(ex[sc, c])
+			for (x = 1; x <= nx; x++)
+				printf " | %s", commas(ex[sc, c, x])
 			printf " | %d |\n", bad[sc, c]
 		}
 	}

@@ -25,7 +25,11 @@
 #   BUDGET     seconds for the whole run; runs that would not fit are skipped (240)
 #   RESULTS    file to keep the JSON result lines in (default: a temporary file)
 #   PROFILE    directory to write a broker CPU profile of each run to
-#              (<config>-<scenario>-<round>.prof, for go tool pprof)
+#              (<config>-<scenario>-<round>.prof, for go tool pprof); the
+#              table then also shows the dispatcher's share of the
+#              profile's samples (hook_cpu_pct: goroutines labelled
+#              mqgate=webhook) and the msg/CPU-s of the rest, the MQTT
+#              path (mqtt_path_msg_per_cpu_s)
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 1
@@ -62,6 +66,25 @@ write_conf() {
 		batch) echo 'web.hook.rule.message.publish.1 = {"action": "on_message_publish", "batch": {"max_size": 100, "max_delay": "10ms"}}' ;;
 		esac
 	} >"$tmp/$name.conf"
+}
+
+# hook_share PROF RUN: adds to the result line in RUN the dispatcher's share
+# of the broker's CPU samples in PROF (the goroutines labelled
+# mqgate=webhook: outbox writer, endpoint workers, HTTP client) as
+# hook_cpu_pct, and the messages per CPU-second of the rest, the MQTT path
+# (connections, routing, the event hand-off, the runtime), as
+# mqtt_path_msg_per_cpu_s.
+hook_share() {
+	local pct
+	pct=$(go tool pprof -tagfocus=mqgate=webhook -top "$tmp/mqgate" "$1" 2>/dev/null |
+		sed -n 's/.*accounting for [^,]*, \([0-9.]*\)% of .*/\1/p' | head -1)
+	awk -v p="${pct:-0}" '{
+		if (match($0, /"msgs_per_cpu_sec":[0-9.eE+-]+/)) {
+			v = substr($0, RSTART + 19, RLENGTH - 19) + 0
+			sub(/}$/, sprintf(",\"hook_cpu_pct\":%.1f,\"mqtt_path_msg_per_cpu_s\":%.0f}", p, p < 100 ? v * 100 / (100 - p) : 0))
+		}
+		print
+	}' "$2" >"$2.tmp" && mv "$2.tmp" "$2"
 }
 
 log "building mqload, hookrecv and mqgate"
@@ -108,6 +131,9 @@ for round in $(seq 1 "$ROUNDS"); do
 				events=$(sed -n 's/.*"events":\([0-9]*\).*/\1/p' "$tmp/recv.json")
 			fi
 			sed -i "s/}\$/,\"hook_events\":${events:-0}}/" "$tmp/run.json"
+			if [[ -n ${PROFILE:-} ]]; then
+				hook_share "$PROFILE/$conf-$scenario-$round.prof" "$tmp/run.json"
+			fi
 			save_result "$scenario" "$conf" "$round" "$rc"
 			rm -rf "$data"
 		done
@@ -115,6 +141,8 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-compare_table "$SCENARIOS" "$CONFIGS" "$RESULTS" hook_events
+extra=hook_events
+if [[ -n ${PROFILE:-} ]]; then extra="hook_events hook_cpu_pct mqtt_path_msg_per_cpu_s"; fi
+compare_table "$SCENARIOS" "$CONFIGS" "$RESULTS" "$extra"
 echo "ratio = configuration / none, per broker CPU-second; best round = highest msg/s of $ROUNDS rounds of $DURATION"
 run_summary

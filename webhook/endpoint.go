@@ -98,7 +98,7 @@ func (ep *endpoint) enqueue(j *job) {
 		}
 		for range n {
 			ep.d.wg.Add(1)
-			go ep.work()
+			go labelled(ep.work)
 		}
 	}
 	l := ep.lanes[key]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +152,32 @@ func waitQueued(t *testing.T, d *webhook.Dispatcher, n int) {
 			t.Fatalf("stats %+v, want %d queued", d.Stats().Total(events.MessagePublish), n)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestDispatcherGoroutinesLabelled: the writer, the endpoint workers and
+// the HTTP client's connection goroutines carry the profiler label
+// mqgate=webhook, by which a CPU profile tells the dispatcher's share of
+// the broker's CPU from the MQTT path's.
+func TestDispatcherGoroutinesLabelled(t *testing.T) {
+	rc := newReceiver(t, nil)
+	_, bus := startDispatcher(t, webhook.Options{URL: rc.srv.URL,
+		Rules: []webhook.Rule{rule(t, "web.hook.rule.message.publish.1", `{"action": "on_message_publish"}`)}})
+	bus.Publish(&events.Event{Kind: events.MessagePublish, FromClientID: "c", Topic: "t", Payload: []byte("p")})
+	rc.waitFor(t, "the event", func(rs []request) bool { return len(rs) == 1 })
+	var buf strings.Builder
+	if err := pprof.Lookup("goroutine").WriteTo(&buf, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, fn := range []string{"webhook.(*Dispatcher).run", "webhook.(*endpoint).work", "net/http.(*persistConn).readLoop"} {
+		labelled := false
+		for _, g := range strings.Split(buf.String(), "\n\n") {
+			if strings.Contains(g, fn) {
+				labelled = labelled || strings.Contains(g, `"mqgate":"webhook"`)
+			}
+		}
+		if !labelled {
+			t.Errorf("no goroutine in %s with the label mqgate=webhook", fn)
+		}
 	}
 }
