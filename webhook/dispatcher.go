@@ -483,9 +483,19 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 		d.bytes += j.size
 		d.count++
 		d.pending = append(d.pending, j)
-		puts = append(puts, store.Record{Seq: j.seq, Data: it.rec})
 		kept = append(kept, it)
 	}
+	// An event of this commit may have been dropped by a later one's
+	// overflow: it is not written (its deletion would come before its put
+	// in the log, and bring it back at the next start).
+	live := kept[:0]
+	for _, it := range kept {
+		if !it.j.done.Load() {
+			puts = append(puts, store.Record{Seq: it.j.seq, Data: it.rec})
+			live = append(live, it)
+		}
+	}
+	kept = live
 	del := d.delq
 	d.delq = nil
 	var lost uint64
@@ -513,9 +523,7 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 	}
 	d.mu.Lock()
 	for _, it := range kept {
-		if !it.j.done.Load() {
-			d.holdLocked(it.j, it.body, !stored)
-		}
+		d.holdLocked(it.j, it.body, !stored)
 	}
 	d.mu.Unlock()
 	d.arena = arena[:0]

@@ -245,3 +245,37 @@ func TestLegacyOutboxMigrated(t *testing.T) {
 		t.Fatalf("new event's seq %v, want > 42", got[2]["seq"])
 	}
 }
+
+// TestOutboxFullDropsStayDropped: events dropped by the overflow of the
+// same commit that brought them (a burst bigger than the outbox) are not
+// written, so they do not come back at the next start.
+func TestOutboxFullDropsStayDropped(t *testing.T) {
+	rc := newReceiver(t, func(int, *http.Request, []byte) (int, http.Header) { return http.StatusServiceUnavailable, nil })
+	dir := t.TempDir()
+	o := webhook.Options{URL: rc.srv.URL, Dir: dir, MaxBytes: 4000, CommitInterval: 50 * time.Millisecond,
+		Rules: []webhook.Rule{rule(t, "web.hook.rule.message.publish.1", `{"action": "on_message_publish"}`)}}
+	d, bus := startDispatcher(t, o)
+	for i := range 100 {
+		bus.Publish(&events.Event{Kind: events.MessagePublish, FromClientID: fmt.Sprint("c", i), Topic: "x", Payload: []byte(fmt.Sprint(i))})
+	}
+	deadline := time.Now().Add(wait)
+	for c := d.Stats().Total(events.MessagePublish); c.Queued+c.Dropped < 100; c = d.Stats().Total(events.MessagePublish) {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v", c)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	kept := d.Stats().Pending
+	if kept == 0 || kept >= 100 {
+		t.Fatalf("%d pending: the outbox was not full", kept)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := d.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d, _ = startDispatcher(t, o)
+	if got := d.Stats().Pending; got != kept {
+		t.Fatalf("%d pending after a restart, want the %d kept before it", got, kept)
+	}
+}

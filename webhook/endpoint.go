@@ -227,6 +227,10 @@ func (ep *endpoint) finish(l *lane, jobs []*job, res result, probe bool) {
 		for _, j := range jobs {
 			d.ack(j) // a no-op: they were dropped
 		}
+		if probe {
+			ep.probing = false // the next post probes
+			ep.releaseProbe()
+		}
 		if len(l.q) > 0 {
 			ep.push(l)
 		} else {
