@@ -76,7 +76,7 @@ write_conf() {
 # mqtt_path_msg_per_cpu_s.
 hook_share() {
 	local pct
-	pct=$(go tool pprof -tagfocus=mqgate=webhook -top "$tmp/mqgate" "$1" 2>/dev/null |
+	pct=$(go tool pprof -tagfocus=mqgate=webhook -nodefraction=0 -top "$tmp/mqgate" "$1" 2>/dev/null |
 		sed -n 's/.*accounting for [^,]*, \([0-9.]*\)% of .*/\1/p' | head -1)
 	awk -v p="${pct:-0}" '{
 		if (match($0, /"msgs_per_cpu_sec":[0-9.eE+-]+/)) {
