@@ -197,7 +197,7 @@ func (ep *endpoint) work() {
 // held.
 func (ep *endpoint) finish(l *lane, jobs []*job, res result, probe bool) {
 	d := ep.d
-	if failed := res.retry || !(res.status >= 200 && res.status < 300); failed && !errors.Is(res.err, errClosed) {
+	if failed := res.retry || !(res.status >= 200 && res.status < 300); failed && !res.skipped && !errors.Is(res.err, errClosed) {
 		ep.lastErr, ep.lastErrAt = describe(res), time.Now()
 	}
 	if res.retry {
