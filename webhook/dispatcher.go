@@ -546,10 +546,12 @@ func (d *Dispatcher) hold(j *job, body []byte) {
 }
 
 // holdLocked is hold with d.mu held; must keeps the body whatever the
-// budget (it is not in the outbox).
+// budget (it is not in the outbox). The bodies for an endpoint that is down
+// are not held: they would wait in memory for nothing, and an endpoint down
+// for long would fill the budget that the others use.
 func (d *Dispatcher) holdLocked(j *job, body []byte, must bool) {
 	n := int64(len(body))
-	if !must && d.mem+n > d.o.MaxMemory {
+	if !must && (d.mem+n > d.o.MaxMemory || j.ep.down.Load()) {
 		return
 	}
 	j.body = bytes.Clone(body)

@@ -33,7 +33,11 @@ type endpoint struct {
 	headers map[string]string
 	batch   Batch
 	ctr     map[events.Kind]*counters // read-only after creation
-	recHead []byte                    // see recordHead
+	// down is set while the breaker is open (from its opening to the
+	// first success after it): the outbox writer then keeps the endpoint's
+	// new bodies on disk only, since they wait anyway.
+	down    atomic.Bool
+	recHead []byte // see recordHead
 
 	mu        sync.Mutex
 	cond      *sync.Cond
@@ -258,6 +262,7 @@ func (ep *endpoint) finish(l *lane, jobs []*job, res result, probe bool) {
 	if probe || !ep.openUntil.IsZero() {
 		ep.probing = false
 		ep.openUntil = time.Time{}
+		ep.down.Store(false)
 		if ep.timer != nil {
 			ep.timer.Stop()
 		}
@@ -279,6 +284,7 @@ func (ep *endpoint) finish(l *lane, jobs []*job, res result, probe bool) {
 // probes. ep.mu must be held.
 func (ep *endpoint) open(cool time.Duration) {
 	ep.openUntil = time.Now().Add(cool)
+	ep.down.Store(true)
 	if ep.timer != nil {
 		ep.timer.Stop()
 	}

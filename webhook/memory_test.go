@@ -181,3 +181,34 @@ func TestDispatcherGoroutinesLabelled(t *testing.T) {
 		}
 	}
 }
+
+// TestDownEndpointBodiesNotHeld: once an endpoint's breaker is open, the
+// bodies of its new events stay on disk only; they are delivered, read back,
+// when it recovers.
+func TestDownEndpointBodiesNotHeld(t *testing.T) {
+	rc := newReceiver(t, func(int, *http.Request, []byte) (int, http.Header) { return http.StatusServiceUnavailable, nil })
+	d, bus := startDispatcher(t, webhook.Options{URL: rc.srv.URL, BreakerThreshold: 1, MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+		Rules: []webhook.Rule{rule(t, "web.hook.rule.message.publish.1", `{"action": "on_message_publish"}`)}})
+	bus.Publish(&events.Event{Kind: events.MessagePublish, FromClientID: "c", Topic: "t", Payload: []byte("first")})
+	waitQueued(t, d, 1)
+	deadline := time.Now().Add(wait)
+	for !d.Stats().State[rc.srv.URL].Open {
+		if time.Now().After(deadline) {
+			t.Fatal("the breaker did not open")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	held := d.Stats().Memory
+	for i := range 50 {
+		bus.Publish(&events.Event{Kind: events.MessagePublish, FromClientID: "c", Topic: "t", Payload: []byte(fmt.Sprint(i))})
+	}
+	waitQueued(t, d, 51)
+	if m := d.Stats().Memory; m != held {
+		t.Fatalf("%d bytes of bodies in memory after 50 events for an endpoint that is down, %d before", m, held)
+	}
+	rc.setStatus(nil)
+	reqs := rc.waitFor(t, "every event", func(rs []request) bool { return len(rs) == 51 })
+	if bs := bodies(t, reqs); bs[0]["payload"] != "first" || bs[50]["payload"] != "49" {
+		t.Fatalf("first and last delivered: %v, %v", bs[0]["payload"], bs[50]["payload"])
+	}
+}
