@@ -279,3 +279,41 @@ func TestOutboxFullDropsStayDropped(t *testing.T) {
 		t.Fatalf("%d pending after a restart, want the %d kept before it", got, kept)
 	}
 }
+
+// TestOverflowDuringOutageKeepsLanesSmall: while the breaker holds a
+// client's lane back, the events that the full outbox drops leave the lane
+// too, so that a long outage keeps memory bounded by the outbox; the lane
+// then delivers what the outbox kept.
+func TestOverflowDuringOutageKeepsLanesSmall(t *testing.T) {
+	rc := newReceiver(t, func(int, *http.Request, []byte) (int, http.Header) { return http.StatusServiceUnavailable, nil })
+	d, bus := startDispatcher(t, webhook.Options{URL: rc.srv.URL, MaxBytes: 4000, BreakerThreshold: 1,
+		MinBackoff: time.Hour, MaxBackoff: time.Hour, CommitInterval: -1,
+		Rules: []webhook.Rule{rule(t, "web.hook.rule.message.publish.1", `{"action": "on_message_publish"}`)}})
+	bus.Publish(&events.Event{Kind: events.MessagePublish, FromClientID: "c", Topic: "x", Payload: []byte("first")})
+	deadline := time.Now().Add(wait)
+	for !d.Stats().State[rc.srv.URL].Open {
+		if time.Now().After(deadline) {
+			t.Fatal("the breaker did not open")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	const n = 500
+	for i := range n {
+		bus.Publish(&events.Event{Kind: events.MessagePublish, FromClientID: "c", Topic: "x", Payload: []byte(fmt.Sprint(i))})
+		if i%10 != 9 {
+			continue
+		}
+		// Let the writer take these ten before the next: most are
+		// dropped after they joined the lane.
+		for s := d.Stats(); s.Pending+int(s.Total(events.MessagePublish).Dropped) < i+2; s = d.Stats() { // each event pending or dropped
+			if time.Now().After(deadline) {
+				t.Fatalf("%d pending, stats %+v", s.Pending, s.Total(events.MessagePublish))
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	s := d.Stats()
+	if lane := s.State[rc.srv.URL].Pending; lane > s.Pending+1 || s.Pending >= n/2 {
+		t.Fatalf("the lane holds %d jobs for %d events pending in the outbox", lane, s.Pending)
+	}
+}

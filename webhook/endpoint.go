@@ -63,6 +63,7 @@ type lane struct {
 	attempt   int
 	scheduled bool
 	batchWait bool
+	posting   bool // l.q's first jobs are in a request: its front must stay
 	timer     *time.Timer
 }
 
@@ -109,6 +110,15 @@ func (ep *endpoint) enqueue(j *job) {
 	if l == nil {
 		l = &lane{key: key}
 		ep.lanes[key] = l
+	}
+	if !l.posting {
+		// Forget the jobs an outbox overflow dropped from the front, so
+		// that a lane parked by the breaker during a long outage does not
+		// keep every dropped job in memory.
+		for len(l.q) > 0 && l.q[0].done.Load() {
+			l.q[0] = nil
+			l.q = l.q[1:]
+		}
 	}
 	l.q = append(l.q, j)
 	switch {
@@ -190,9 +200,11 @@ func (ep *endpoint) work() {
 			ep.probing = true
 		}
 		jobs := slices.Clone(l.q[:n])
+		l.posting = true
 		ep.mu.Unlock()
 		res := ep.post(jobs)
 		ep.mu.Lock()
+		l.posting = false
 		ep.finish(l, jobs, res, probe)
 	}
 }
@@ -225,6 +237,7 @@ func (ep *endpoint) finish(l *lane, jobs []*job, res result, probe bool) {
 		ep.after(l, delay)
 		return
 	}
+	clear(l.q[:len(jobs)]) // the array no longer keeps them alive
 	l.q = l.q[len(jobs):]
 	l.attempt = 0
 	if res.skipped {
