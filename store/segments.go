@@ -70,6 +70,7 @@ type segment struct {
 	size      int64
 	live      int
 	liveBytes int64
+	maxSeq    uint64 // the largest sequence number put in it
 }
 
 type loc struct {
@@ -180,6 +181,7 @@ func (s *Segments) replay(sg *segment, newest bool) error {
 			}
 			seq := binary.LittleEndian.Uint64(payload)
 			s.index.put(seq, loc{seg: sg, off: off + frameHeader + 8, n: int32(n - 8)})
+			sg.maxSeq = max(sg.maxSeq, seq)
 			s.next = max(s.next, seq+1)
 		case kindDel:
 			for p := payload; len(p) >= 8; p = p[8:] {
@@ -379,6 +381,7 @@ func (s *Segments) commit(put []Record, del []uint64) error {
 		}
 		active.live++
 		active.liveBytes += int64(len(r.Data))
+		active.maxSeq = max(active.maxSeq, r.Seq)
 	}
 	s.mu.Lock()
 	for _, r := range put {
@@ -402,6 +405,9 @@ func (s *Segments) compact() error {
 	var recs []Record
 	var rerr error
 	s.index.each(func(seq uint64, l loc) bool {
+		if seq > old.maxSeq {
+			return false // none of the rest is in old
+		}
 		if l.seg != old {
 			return true
 		}
