@@ -73,10 +73,24 @@ type segment struct {
 	maxSeq    uint64 // the largest sequence number put in it
 }
 
+// loc is where a record's data is. It holds no pointer, so that the
+// garbage collector does not scan an index of millions of them.
 type loc struct {
-	seg *segment
-	off int64 // of the data, in seg
-	n   int32 // data length
+	seg uint64 // the segment's number; 0: none
+	off int64  // of the data, in seg
+	n   int32  // data length
+}
+
+// seg returns the segment numbered num (the newest is the usual one).
+func (s *Segments) seg(num uint64) *segment {
+	if n := len(s.segs); n > 0 && s.segs[n-1].num == num {
+		return s.segs[n-1]
+	}
+	i, ok := slices.BinarySearchFunc(s.segs, num, func(sg *segment, num uint64) int { return cmpUint(sg.num, num) })
+	if !ok {
+		panic(fmt.Sprintf("store: no segment %d for a live record", num)) // the index and segs disagree: a bug
+	}
+	return s.segs[i]
 }
 
 const (
@@ -121,6 +135,9 @@ func (s *Segments) load() error {
 		return fmt.Errorf("store: %w", err)
 	}
 	for _, sf := range files {
+		if sf.Num == 0 { // numbers start at 1; 0 means none in loc
+			return fmt.Errorf("store: %s: segment number 0 is not one this store writes", sf.Path)
+		}
 		s.segs = append(s.segs, &segment{num: sf.Num, path: sf.Path})
 	}
 	for i, sg := range s.segs {
@@ -129,8 +146,9 @@ func (s *Segments) load() error {
 		}
 	}
 	s.index.each(func(_ uint64, l loc) bool {
-		l.seg.live++
-		l.seg.liveBytes += int64(l.n)
+		sg := s.seg(l.seg)
+		sg.live++
+		sg.liveBytes += int64(l.n)
 		return true
 	})
 	if len(s.segs) > 0 {
@@ -180,7 +198,7 @@ func (s *Segments) replay(sg *segment, newest bool) error {
 				return s.torn(sg, off, newest, "put frame too short")
 			}
 			seq := binary.LittleEndian.Uint64(payload)
-			s.index.put(seq, loc{seg: sg, off: off + frameHeader + 8, n: int32(n - 8)})
+			s.index.put(seq, loc{seg: sg.num, off: off + frameHeader + 8, n: int32(n - 8)})
 			sg.maxSeq = max(sg.maxSeq, seq)
 			s.next = max(s.next, seq+1)
 		case kindDel:
@@ -370,14 +388,16 @@ func (s *Segments) commit(put []Record, del []uint64) error {
 	active.size += int64(len(buf))
 	for _, seq := range del {
 		if l, ok := s.index.del(seq); ok {
-			l.seg.live--
-			l.seg.liveBytes -= int64(l.n)
+			sg := s.seg(l.seg)
+			sg.live--
+			sg.liveBytes -= int64(l.n)
 		}
 	}
 	for i, r := range put {
-		if old, ok := s.index.put(r.Seq, loc{seg: active, off: offs[i], n: int32(len(r.Data))}); ok {
-			old.seg.live--
-			old.seg.liveBytes -= int64(old.n)
+		if old, ok := s.index.put(r.Seq, loc{seg: active.num, off: offs[i], n: int32(len(r.Data))}); ok {
+			sg := s.seg(old.seg)
+			sg.live--
+			sg.liveBytes -= int64(old.n)
 		}
 		active.live++
 		active.liveBytes += int64(len(r.Data))
@@ -408,7 +428,7 @@ func (s *Segments) compact() error {
 		if seq > old.maxSeq {
 			return false // none of the rest is in old
 		}
-		if l.seg != old {
+		if l.seg != old.num {
 			return true
 		}
 		data, err := s.readAt(l, nil)
@@ -470,16 +490,17 @@ func (s *Segments) Read(seq uint64, buf []byte) ([]byte, error) {
 // readAt appends the data at l to buf, through the segment's read handle
 // (opened on first use, closed when the segment goes). s.wmu must be held.
 func (s *Segments) readAt(l loc, buf []byte) ([]byte, error) {
-	if l.seg.rf == nil {
-		f, err := os.Open(l.seg.path)
+	sg := s.seg(l.seg)
+	if sg.rf == nil {
+		f, err := os.Open(sg.path)
 		if err != nil {
 			return buf, err
 		}
-		l.seg.rf = f
+		sg.rf = f
 	}
 	n := len(buf)
 	buf = slices.Grow(buf, int(l.n))[:n+int(l.n)]
-	if _, err := l.seg.rf.ReadAt(buf[n:], l.off); err != nil {
+	if _, err := sg.rf.ReadAt(buf[n:], l.off); err != nil {
 		return buf[:n], err
 	}
 	return buf, nil

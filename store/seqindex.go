@@ -20,7 +20,7 @@ import (
 // starts after them.
 type seqIndex struct {
 	base  uint64 // sequence number of slots[head]
-	slots []loc  // slots[head:] is the window; seg == nil: no live record
+	slots []loc  // slots[head:] is the window; seg == 0: no live record
 	head  int
 	live  int // live slots in the window
 	far   map[uint64]loc
@@ -36,7 +36,7 @@ func (x *seqIndex) len() int { return x.live + len(x.far) }
 func (x *seqIndex) get(seq uint64) (loc, bool) {
 	if seq >= x.base && seq-x.base < uint64(x.span()) {
 		l := x.slots[x.head+int(seq-x.base)]
-		return l, l.seg != nil
+		return l, l.seg != 0
 	}
 	l, ok := x.far[seq]
 	return l, ok
@@ -70,10 +70,10 @@ func (x *seqIndex) put(seq uint64, l loc) (loc, bool) {
 	p := &x.slots[x.head+int(i)]
 	old := *p
 	*p = l
-	if old.seg == nil {
+	if old.seg == 0 {
 		x.live++
 	}
-	return old, old.seg != nil
+	return old, old.seg != 0
 }
 
 // del forgets seq and returns its location, if it was live.
@@ -81,7 +81,7 @@ func (x *seqIndex) del(seq uint64) (loc, bool) {
 	if seq >= x.base && seq-x.base < uint64(x.span()) {
 		p := &x.slots[x.head+int(seq-x.base)]
 		old := *p
-		if old.seg == nil {
+		if old.seg == 0 {
 			return loc{}, false
 		}
 		*p = loc{}
@@ -100,7 +100,7 @@ func (x *seqIndex) del(seq uint64) (loc, bool) {
 // of a window that moved far from the start of its array, and moves
 // stragglers to far when the window is mostly dead.
 func (x *seqIndex) trim() {
-	for x.head < len(x.slots) && x.slots[x.head].seg == nil {
+	for x.head < len(x.slots) && x.slots[x.head].seg == 0 {
 		x.head++
 		x.base++
 	}
@@ -108,7 +108,7 @@ func (x *seqIndex) trim() {
 		// Move the live records of the first half to far.
 		half := x.head + n/2
 		for i := x.head; i < half; i++ {
-			if l := x.slots[i]; l.seg != nil {
+			if l := x.slots[i]; l.seg != 0 {
 				if x.far == nil {
 					x.far = map[uint64]loc{}
 				}
@@ -118,7 +118,7 @@ func (x *seqIndex) trim() {
 		}
 		x.base += uint64(half - x.head)
 		x.head = half
-		for x.head < len(x.slots) && x.slots[x.head].seg == nil {
+		for x.head < len(x.slots) && x.slots[x.head].seg == 0 {
 			x.head++
 			x.base++
 		}
@@ -149,7 +149,7 @@ func (x *seqIndex) each(fn func(seq uint64, l loc) bool) {
 				return
 			}
 		}
-		if l := x.slots[i]; l.seg != nil {
+		if l := x.slots[i]; l.seg != 0 {
 			if !fn(seq, l) {
 				return
 			}

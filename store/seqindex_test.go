@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -21,7 +23,7 @@ func TestSeqIndexMatchesMap(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, seed))
 			var x seqIndex
 			model := map[uint64]loc{}
-			sg := &segment{}
+			const sg = 1
 			next := uint64(1)
 			oldest := uint64(1)
 			sawFar := false
@@ -141,4 +143,22 @@ func TestSegmentsRead(t *testing.T) {
 	s = openSeg(t, dir, SegmentOptions{SegmentSize: 256})
 	defer s.Close()
 	check()
+}
+
+// TestSegmentsRefuseNumberZero: a segment file numbered 0 (which this store
+// never writes: 0 means "no segment" in the index) stops the open with its
+// name instead of losing its records.
+func TestSegmentsRefuseNumberZero(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "q")
+	s := openSeg(t, dir, SegmentOptions{})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(SegmentPath(dir, 0, segSuffix), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := OpenSegments(dir, SegmentOptions{})
+	if err == nil || !strings.Contains(err.Error(), "0000000000000000.seg") {
+		t.Fatalf("open with a segment numbered 0: %v", err)
+	}
 }
