@@ -99,7 +99,13 @@ type SubOpts struct {
 // Event is one lifecycle observation. Only the fields that make sense for its
 // Kind are set. Events are immutable once published: observers must not
 // modify them (Payload in particular is shared with the broker).
+//
+// An event taken from New goes back to a pool for reuse once its publisher
+// and every subscription that received it have called Release; a
+// subscriber that never calls Release only keeps it from being reused. After
+// Release, the caller must not touch the event again.
 type Event struct {
+	refs int32 // references: the publisher's and one per queue it is in; see Release
 	Kind Kind
 	Time time.Time
 
@@ -131,6 +137,23 @@ type Event struct {
 	FromUserSet  bool
 	MessageID    uint64    // unique per message inside this broker process
 	MessageTime  time.Time // when the broker received the message (EMQX's ts)
+}
+
+var pool = sync.Pool{New: func() any { return new(Event) }}
+
+// New returns a zeroed event, reused from the pool when one was released.
+// Publishing it hands it to the bus: the publisher must not touch it after
+// Publish returns.
+func New() *Event { return pool.Get().(*Event) }
+
+// Release gives up one reference to e. When the last one goes, e is cleared
+// and kept for reuse by New. Subscribers call it once they are done with an
+// event they received.
+func (e *Event) Release() {
+	if atomic.AddInt32(&e.refs, -1) == 0 {
+		*e = Event{}
+		pool.Put(e)
+	}
 }
 
 // Subscription receives the events of the kinds it asked for.
@@ -253,16 +276,27 @@ func (b *Bus) Publish(e *Event) {
 	if b.closed {
 		return
 	}
-	for _, s := range *b.subs.Load() {
-		if s.mask&(1<<uint(e.Kind)) == 0 {
+	subs := *b.subs.Load()
+	bit := uint64(1) << uint(e.Kind)
+	refs := int32(1) // the publisher's, given up at the end
+	for _, s := range subs {
+		if s.mask&bit != 0 {
+			refs++
+		}
+	}
+	atomic.StoreInt32(&e.refs, refs)
+	for _, s := range subs {
+		if s.mask&bit == 0 {
 			continue
 		}
 		select {
 		case s.ch <- e:
 		default:
 			s.dropped.Add(1)
+			e.Release()
 		}
 	}
+	e.Release()
 }
 
 // Close closes every subscription's channel; later publishes are ignored.

@@ -74,3 +74,32 @@ func TestKindNames(t *testing.T) {
 		t.Fatal("unknown name parsed")
 	}
 }
+
+// TestReleaseCountsEveryReference: an event is cleared for reuse only when
+// the publisher and every subscription that got it have released it; a
+// subscription whose queue was full holds no reference.
+func TestReleaseCountsEveryReference(t *testing.T) {
+	b := NewBus()
+	defer b.Close()
+	a := b.Subscribe("a", 1, MessagePublish)
+	c := b.Subscribe("c", 1, MessagePublish)
+	full := b.Subscribe("full", 1, MessagePublish)
+	b.Publish(&Event{Kind: MessagePublish, ClientID: "filler"}) // fills every queue
+	<-a.C()
+	<-c.C()
+	e := New()
+	e.Kind, e.ClientID = MessagePublish, "x"
+	b.Publish(e) // a and c get it; full drops it
+	if full.Dropped() != 1 {
+		t.Fatalf("dropped %d, want 1", full.Dropped())
+	}
+	got := <-a.C()
+	got.Release()
+	if e.ClientID != "x" {
+		t.Fatal("cleared while subscription c still holds it")
+	}
+	(<-c.C()).Release()
+	if e.ClientID != "" || e.Kind != 0 {
+		t.Fatalf("not cleared after the last release: %+v", e)
+	}
+}

@@ -414,6 +414,10 @@ func (d *Dispatcher) run() {
 			}
 		}
 		d.commit(evs)
+		for i, e := range evs {
+			e.Release() // the records hold what is needed now
+			evs[i] = nil
+		}
 		if !open {
 			return
 		}
