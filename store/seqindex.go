@@ -8,10 +8,17 @@ import (
 // seqIndex says where each live record of a Segments is, by sequence
 // number. Sequence numbers are handed out in increasing order and an
 // outbox's records mostly die in the order they were born, so the index is
-// a window of slots, one per sequence number from the oldest live one
-// (base) on: a lookup is an array access and a put at the end an append,
-// where a map cost a hash, a probe that misses the cache once it holds a
-// few hundred thousand records, and its growth.
+// a window of slots, one per sequence number from the oldest live one on:
+// a lookup is an array access and a put at the end an append, where a map
+// cost a hash, a probe that misses the cache once it holds a few hundred
+// thousand records, and its growth.
+//
+// The window is a list of fixed-size chunks: it grows by one chunk at the
+// end and gives chunks back from the front as records die, and emptied
+// chunks are reused. A single array would have to be copied whenever it
+// grew or slid; with a window of half a million records (an endpoint down
+// for a minute at 10,000 events/s) those copies of tens of megabytes cost
+// 150 ns per record here, against 10 ns with chunks.
 //
 // A record that stays live long after its neighbours died (a delivery
 // retried for hours) would keep the window, and its dead slots, from
@@ -19,23 +26,45 @@ import (
 // records of the window's first half move to far, a map, and the window
 // starts after them.
 type seqIndex struct {
-	base  uint64 // sequence number of slots[head]
-	slots []loc  // slots[head:] is the window; seg == 0: no live record
-	head  int
-	live  int // live slots in the window
-	far   map[uint64]loc
+	base   uint64  // sequence number of chunks[0][0]
+	chunks [][]loc // chunkSlots each
+	head   int     // the window is [head, end) counted from base
+	end    int
+	live   int // live slots in the window
+	far    map[uint64]loc
+	spare  [][]loc // emptied chunks, all zero, for reuse
 }
 
+const (
+	chunkSlots = 4096
+	maxSpare   = 16 // emptied chunks kept for reuse; more go to the collector
+)
+
 // span is the window's length.
-func (x *seqIndex) span() int { return len(x.slots) - x.head }
+func (x *seqIndex) span() int { return x.end - x.head }
 
 // len is the number of live records.
 func (x *seqIndex) len() int { return x.live + len(x.far) }
 
+// slot returns the slot i positions after base.
+func (x *seqIndex) slot(i int) *loc { return &x.chunks[i/chunkSlots][i%chunkSlots] }
+
+// inWindow returns seq's position in the window.
+func (x *seqIndex) inWindow(seq uint64) (int, bool) {
+	if seq < x.base {
+		return 0, false
+	}
+	d := seq - x.base
+	if d < uint64(x.head) || d >= uint64(x.end) {
+		return 0, false
+	}
+	return int(d), true
+}
+
 // get returns the location of seq.
 func (x *seqIndex) get(seq uint64) (loc, bool) {
-	if seq >= x.base && seq-x.base < uint64(x.span()) {
-		l := x.slots[x.head+int(seq-x.base)]
+	if i, ok := x.inWindow(seq); ok {
+		l := *x.slot(i)
 		return l, l.seg != 0
 	}
 	l, ok := x.far[seq]
@@ -49,37 +78,67 @@ func (x *seqIndex) put(seq uint64, l loc) (loc, bool) {
 		return old, true
 	}
 	if x.span() == 0 {
-		x.slots, x.head, x.base = x.slots[:0], 0, seq
+		x.reset(seq)
 	}
-	if seq < x.base {
+	if i, ok := x.inWindow(seq); ok {
+		p := x.slot(i)
+		old := *p
+		*p = l
+		if old.seg == 0 {
+			x.live++
+		}
+		return old, old.seg != 0
+	}
+	if seq < x.base+uint64(x.head) {
 		if x.far == nil {
 			x.far = map[uint64]loc{}
 		}
 		x.far[seq] = l
 		return loc{}, false
 	}
-	i := seq - x.base
-	if i >= uint64(x.span()) {
-		for uint64(x.span()) < i {
-			x.slots = append(x.slots, loc{})
-		}
-		x.slots = append(x.slots, l)
-		x.live++
-		return loc{}, false
+	i := int(seq - x.base)
+	for len(x.chunks)*chunkSlots <= i {
+		x.chunks = append(x.chunks, x.newChunk())
 	}
-	p := &x.slots[x.head+int(i)]
-	old := *p
-	*p = l
-	if old.seg == 0 {
-		x.live++
+	x.end = i + 1
+	*x.slot(i) = l
+	x.live++
+	return loc{}, false
+}
+
+// reset empties the window and starts it at seq.
+func (x *seqIndex) reset(seq uint64) {
+	for _, c := range x.chunks {
+		x.freeChunk(c)
 	}
-	return old, old.seg != 0
+	clear(x.chunks)
+	x.chunks = x.chunks[:0]
+	x.base = seq - seq%chunkSlots
+	x.head = int(seq - x.base)
+	x.end = x.head
+}
+
+func (x *seqIndex) newChunk() []loc {
+	if n := len(x.spare); n > 0 {
+		c := x.spare[n-1]
+		x.spare[n-1] = nil
+		x.spare = x.spare[:n-1]
+		return c
+	}
+	return make([]loc, chunkSlots)
+}
+
+// freeChunk keeps c, whose slots are all zero, for reuse.
+func (x *seqIndex) freeChunk(c []loc) {
+	if len(x.spare) < maxSpare {
+		x.spare = append(x.spare, c)
+	}
 }
 
 // del forgets seq and returns its location, if it was live.
 func (x *seqIndex) del(seq uint64) (loc, bool) {
-	if seq >= x.base && seq-x.base < uint64(x.span()) {
-		p := &x.slots[x.head+int(seq-x.base)]
+	if i, ok := x.inWindow(seq); ok {
+		p := x.slot(i)
 		old := *p
 		if old.seg == 0 {
 			return loc{}, false
@@ -96,44 +155,49 @@ func (x *seqIndex) del(seq uint64) (loc, bool) {
 	return old, ok
 }
 
-// trim drops the dead slots at the window's front, gives back the memory
-// of a window that moved far from the start of its array, and moves
-// stragglers to far when the window is mostly dead.
+// trim moves the window's start past dead slots, gives back the chunks
+// before it, and moves stragglers to far when the window is mostly dead.
 func (x *seqIndex) trim() {
-	for x.head < len(x.slots) && x.slots[x.head].seg == 0 {
-		x.head++
-		x.base++
-	}
-	if n := x.span(); n > 4096 && n > 8*x.live {
+	x.skipDead()
+	if n := x.span(); n > 2*chunkSlots && n > 8*x.live {
 		// Move the live records of the first half to far.
 		half := x.head + n/2
 		for i := x.head; i < half; i++ {
-			if l := x.slots[i]; l.seg != 0 {
+			if p := x.slot(i); p.seg != 0 {
 				if x.far == nil {
 					x.far = map[uint64]loc{}
 				}
-				x.far[x.base+uint64(i-x.head)] = l
+				x.far[x.base+uint64(i)] = *p
+				*p = loc{}
 				x.live--
 			}
 		}
-		x.base += uint64(half - x.head)
 		x.head = half
-		for x.head < len(x.slots) && x.slots[x.head].seg == 0 {
-			x.head++
-			x.base++
-		}
+		x.skipDead()
 	}
-	if x.head == len(x.slots) {
-		x.slots, x.head = x.slots[:0], 0
-		if cap(x.slots) > 1<<16 {
-			x.slots = nil // do not keep a burst's array
-		}
+	if x.span() == 0 {
+		x.reset(x.base + uint64(x.end))
 		return
 	}
-	if x.head > 1024 && x.head > x.span() {
-		n := copy(x.slots, x.slots[x.head:])
-		clear(x.slots[n:])
-		x.slots, x.head = x.slots[:n], 0
+	k := x.head / chunkSlots // chunks wholly before the window: all zero
+	if k == 0 {
+		return
+	}
+	for _, c := range x.chunks[:k] {
+		x.freeChunk(c)
+	}
+	n := copy(x.chunks, x.chunks[k:]) // a few hundred pointers at most
+	clear(x.chunks[n:])
+	x.chunks = x.chunks[:n]
+	x.base += uint64(k * chunkSlots)
+	x.head -= k * chunkSlots
+	x.end -= k * chunkSlots
+}
+
+// skipDead moves the window's start past dead slots.
+func (x *seqIndex) skipDead() {
+	for x.head < x.end && x.slot(x.head).seg == 0 {
+		x.head++
 	}
 }
 
@@ -142,14 +206,14 @@ func (x *seqIndex) trim() {
 func (x *seqIndex) each(fn func(seq uint64, l loc) bool) {
 	far := slices.Sorted(maps.Keys(x.far))
 	fi := 0
-	for i := x.head; i < len(x.slots); i++ {
-		seq := x.base + uint64(i-x.head)
+	for i := x.head; i < x.end; i++ {
+		seq := x.base + uint64(i)
 		for ; fi < len(far) && far[fi] < seq; fi++ {
 			if !fn(far[fi], x.far[far[fi]]) {
 				return
 			}
 		}
-		if l := x.slots[i]; l.seg != 0 {
+		if l := *x.slot(i); l.seg != 0 {
 			if !fn(seq, l) {
 				return
 			}
