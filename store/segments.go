@@ -413,13 +413,25 @@ func (s *Segments) commit(put []Record, del []uint64) error {
 
 // compact copies the live records of the oldest segment forward when they
 // are under a quarter of its size and it is not the newest, so that it can
-// be removed: a few long-pending records do not pin a whole file.
+// be removed: a few long-pending records do not pin a whole file. It does
+// so only while the segments hold more than twice their live bytes plus two
+// segments: a queue that dies in order (an outbox draining, or dropping its
+// oldest when full) wastes less than that, and copying forward records that
+// are about to die is work for nothing.
 func (s *Segments) compact() error {
 	if len(s.segs) < 3 {
 		return nil
 	}
 	old := s.segs[0]
 	if old.liveBytes*4 > old.size {
+		return nil
+	}
+	var size, live int64
+	for _, sg := range s.segs {
+		size += sg.size
+		live += sg.liveBytes
+	}
+	if size <= 2*live+2*s.o.SegmentSize {
 		return nil
 	}
 	var recs []Record

@@ -176,3 +176,37 @@ func BenchmarkSeqIndexFIFO(b *testing.B) {
 		}
 	}
 }
+
+// TestSegmentsFIFONotCompacted: records that die in the order they were
+// written (an outbox that drains, or drops its oldest when full) are never
+// copied forward, however many segments they span; the files stay within
+// a few segments of the live data.
+func TestSegmentsFIFONotCompacted(t *testing.T) {
+	o := SegmentOptions{SegmentSize: 4 << 10, NoSync: true}
+	s := openSeg(t, filepath.Join(t.TempDir(), "q"), o)
+	defer s.Close()
+	data := make([]byte, 100)
+	const window = 200
+	first := map[uint64]uint64{} // seq → the segment it was written to
+	for i := uint64(1); i <= 3000; i++ {
+		seq := s.Reserve(1)
+		var del []uint64
+		if seq > window {
+			del = []uint64{seq - window}
+		}
+		if err := s.Commit([]Record{{Seq: seq, Data: data}}, del); err != nil {
+			t.Fatal(err)
+		}
+		l, _ := s.index.get(seq)
+		first[seq] = l.seg
+	}
+	s.index.each(func(seq uint64, l loc) bool {
+		if l.seg != first[seq] {
+			t.Fatalf("record %d was copied from segment %d to %d", seq, first[seq], l.seg)
+		}
+		return true
+	})
+	if _, size := s.Len(); size > window*120+3*o.SegmentSize {
+		t.Fatalf("%d bytes of segments for %d live records of 100 bytes", size, window)
+	}
+}
