@@ -50,8 +50,23 @@ var hookEvents = map[events.Kind]bool{
 	events.MessageDropped:      true,
 }
 
+// actionNames holds the body action of each kind, made once: every body
+// starts with one.
+var actionNames = func() map[events.Kind]string {
+	m := map[events.Kind]string{}
+	for _, k := range events.Kinds() {
+		m[k] = strings.ReplaceAll(k.String(), ".", "_")
+	}
+	return m
+}()
+
 // actionName returns the body action of k: client.connected → client_connected.
-func actionName(k events.Kind) string { return strings.ReplaceAll(k.String(), ".", "_") }
+func actionName(k events.Kind) string {
+	if a, ok := actionNames[k]; ok {
+		return a
+	}
+	return strings.ReplaceAll(k.String(), ".", "_")
+}
 
 // ruleJSON is the accepted shape of a rule's value.
 type ruleJSON struct {
