@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -96,4 +97,66 @@ func BenchmarkPublishPath(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkDispatcherDown measures what one message.publish event costs the
+// dispatcher while its endpoint is down: from the bus, through encoding,
+// into the outbox with its group commit and fsync, and queued behind the
+// open breaker. It reports CPU per event (whole process: the benchmark loop
+// only publishes to the bus) and allocations per event; the MQTT path is
+// not in it.
+func BenchmarkDispatcherDown(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
+	b.Cleanup(srv.Close)
+	r, err := webhook.ParseRule("web.hook.rule.message.publish.1", `{"action": "on_message_publish"}`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := webhook.New(webhook.Options{Rules: []webhook.Rule{r}, URL: srv.URL, Dir: b.TempDir(), Node: "n",
+		BreakerThreshold: 1, MinBackoff: time.Hour, MaxBackoff: time.Hour, MaxBytes: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bus := events.NewBus()
+	d.Start(bus)
+	b.Cleanup(func() {
+		bus.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = d.Stop(ctx)
+	})
+	payload := []byte(`{"temp":21.5,"hum":40,"ts":1733300000000,"dev":"sensor-0001"}`) // 64 B
+	now := time.Now()
+	publish := func() {
+		e := events.New()
+		e.Kind, e.FromClientID, e.Topic, e.Payload, e.MessageTime = events.MessagePublish, "sensor-0001", "sensors/0001/telemetry", payload, now
+		bus.Publish(e)
+	}
+	wait := func(n uint64) {
+		for c := d.Stats().Total(events.MessagePublish); c.Queued < n; c = d.Stats().Total(events.MessagePublish) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	publish() // opens the breaker
+	wait(1)
+	for !d.Stats().State[srv.URL].Open {
+		time.Sleep(time.Millisecond)
+	}
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for i := range b.N {
+		publish()
+		if i%1000 == 999 {
+			wait(uint64(i + 2)) // keep within the bus queue
+		}
+	}
+	wait(uint64(b.N + 1))
+	cpu := cpuTime() - cpu0
+	b.StopTimer()
+	runtime.ReadMemStats(&ms1)
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/event")
+	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(b.N), "allocs/event")
+	b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/float64(b.N), "B/event")
 }
