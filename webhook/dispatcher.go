@@ -124,9 +124,8 @@ type Dispatcher struct {
 	eps  map[string]*endpoint
 
 	mu          sync.Mutex // guards the fields below
-	pending     []*job     // in seq order; [head:] may hold done jobs
+	pending     fifo[*job] // in seq order; may hold done jobs
 	count       int        // jobs in pending that are not done
-	head        int
 	bytes       int64
 	mem         int64 // bytes of the bodies held in memory
 	delq        []uint64
@@ -320,7 +319,7 @@ func (d *Dispatcher) load() error {
 		j := &job{seq: r.Seq, id: rec.ID, client: rec.ClientID, event: k, created: time.UnixMilli(rec.Time),
 			size: int64(len(r.Data)), ep: ep}
 		d.hold(j, body)
-		d.pending = append(d.pending, j)
+		d.pending.push(j)
 		d.bytes += j.size
 		d.count++
 		return nil
@@ -333,7 +332,7 @@ func (d *Dispatcher) load() error {
 			return fmt.Errorf("webhook: outbox: %w", err)
 		}
 	}
-	if n := len(d.pending); n > 0 {
+	if n := d.pending.len(); n > 0 {
 		d.log.Info("web hook outbox: delivering events pending from the previous run", "events", n, "bytes", d.bytes)
 	}
 	return nil
@@ -354,7 +353,8 @@ func (d *Dispatcher) Kinds() []events.Kind {
 func (d *Dispatcher) Start(bus *events.Bus) {
 	d.sub = bus.Subscribe("webhook", d.o.QueueSize, d.Kinds()...)
 	d.mu.Lock()
-	loaded := slices.Clone(d.pending)
+	loaded := make([]*job, 0, d.pending.len())
+	d.pending.each(func(j *job) { loaded = append(loaded, j) })
 	d.mu.Unlock()
 	for _, j := range loaded {
 		j.ep.counters(j.event).queued.Add(1)
@@ -486,7 +486,7 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 		}
 		d.bytes += j.size
 		d.count++
-		d.pending = append(d.pending, j)
+		d.pending.push(j)
 		kept = append(kept, it)
 	}
 	// An event of this commit may have been dropped by a later one's
@@ -602,9 +602,9 @@ func (d *Dispatcher) overflow(j *job) {
 	if d.o.DropNewest {
 		return
 	}
-	for d.bytes+j.size > d.o.MaxBytes && d.head < len(d.pending) {
-		old := d.pending[d.head]
-		d.head++
+	for d.bytes+j.size > d.o.MaxBytes && d.pending.len() > 0 {
+		old := d.pending.front()
+		d.pending.pop()
 		if old.done.CompareAndSwap(false, true) {
 			d.bytes -= old.size
 			d.release(old)
@@ -618,17 +618,8 @@ func (d *Dispatcher) overflow(j *job) {
 
 // compact forgets done jobs at the front of pending. d.mu must be held.
 func (d *Dispatcher) compact() {
-	for d.head < len(d.pending) && d.pending[d.head].done.Load() {
-		d.pending[d.head] = nil
-		d.head++
-	}
-	if d.head > 1024 && d.head*2 > len(d.pending) {
-		d.pending = slices.Clone(d.pending[d.head:])
-		d.head = 0
-	}
-	if d.head == len(d.pending) {
-		d.pending = d.pending[:0]
-		d.head = 0
+	for d.pending.len() > 0 && d.pending.front().done.Load() {
+		d.pending.pop()
 	}
 	if d.overflowLog && d.bytes < d.o.MaxBytes/2 {
 		d.overflowLog = false

@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -59,7 +58,7 @@ type endpoint struct {
 // one of them.
 type lane struct {
 	key       string
-	q         []*job
+	q         fifo[*job]
 	attempt   int
 	scheduled bool
 	batchWait bool
@@ -115,17 +114,16 @@ func (ep *endpoint) enqueue(j *job) {
 		// Forget the jobs an outbox overflow dropped from the front, so
 		// that a lane parked by the breaker during a long outage does not
 		// keep every dropped job in memory.
-		for len(l.q) > 0 && l.q[0].done.Load() {
-			l.q[0] = nil
-			l.q = l.q[1:]
+		for l.q.len() > 0 && l.q.front().done.Load() {
+			l.q.pop()
 		}
 	}
-	l.q = append(l.q, j)
+	l.q.push(j)
 	switch {
 	case !l.scheduled:
 		l.scheduled = true
 		ep.push(l)
-	case l.batchWait && len(l.q) >= ep.batch.MaxSize && l.timer.Stop():
+	case l.batchWait && l.q.len() >= ep.batch.MaxSize && l.timer.Stop():
 		l.batchWait = false
 		ep.push(l)
 	}
@@ -167,12 +165,11 @@ func (ep *endpoint) work() {
 		l := ep.ready[0]
 		ep.ready[0] = nil
 		ep.ready = ep.ready[1:]
-		for len(l.q) > 0 && l.q[0].done.Load() { // dropped while waiting
-			l.q[0] = nil
-			l.q = l.q[1:]
+		for l.q.len() > 0 && l.q.front().done.Load() { // dropped while waiting
+			l.q.pop()
 		}
 		now := time.Now()
-		if len(l.q) == 0 {
+		if l.q.len() == 0 {
 			l.scheduled = false
 			l.attempt = 0
 			delete(ep.lanes, l.key)
@@ -189,8 +186,8 @@ func (ep *endpoint) work() {
 		probe := !ep.openUntil.IsZero()
 		n := 1
 		if ep.batch.MaxSize > 0 {
-			n = min(len(l.q), ep.batch.MaxSize)
-			if wait := ep.batch.MaxDelay - now.Sub(l.q[0].created); n < ep.batch.MaxSize && wait > 0 && l.attempt == 0 {
+			n = min(l.q.len(), ep.batch.MaxSize)
+			if wait := ep.batch.MaxDelay - now.Sub(l.q.front().created); n < ep.batch.MaxSize && wait > 0 && l.attempt == 0 {
 				l.batchWait = true
 				ep.after(l, wait)
 				continue
@@ -199,7 +196,7 @@ func (ep *endpoint) work() {
 		if probe {
 			ep.probing = true
 		}
-		jobs := slices.Clone(l.q[:n])
+		jobs := l.q.appendFirst(make([]*job, 0, n), n)
 		l.posting = true
 		ep.mu.Unlock()
 		res := ep.post(jobs)
@@ -237,8 +234,9 @@ func (ep *endpoint) finish(l *lane, jobs []*job, res result, probe bool) {
 		ep.after(l, delay)
 		return
 	}
-	clear(l.q[:len(jobs)]) // the array no longer keeps them alive
-	l.q = l.q[len(jobs):]
+	for range jobs {
+		l.q.pop()
+	}
 	l.attempt = 0
 	if res.skipped {
 		for _, j := range jobs {
@@ -248,7 +246,7 @@ func (ep *endpoint) finish(l *lane, jobs []*job, res result, probe bool) {
 			ep.probing = false // the next post probes
 			ep.releaseProbe()
 		}
-		if len(l.q) > 0 {
+		if l.q.len() > 0 {
 			ep.push(l)
 		} else {
 			l.scheduled = false
@@ -285,7 +283,7 @@ func (ep *endpoint) finish(l *lane, jobs []*job, res result, probe bool) {
 		ep.parked = nil
 		ep.cond.Broadcast()
 	}
-	if len(l.q) > 0 {
+	if l.q.len() > 0 {
 		ep.push(l)
 	} else {
 		l.scheduled = false

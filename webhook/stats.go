@@ -46,9 +46,9 @@ func (ep *endpoint) state(now time.Time) EndpointState {
 	defer ep.mu.Unlock()
 	st := EndpointState{LastError: ep.lastErr, LastErrorAt: ep.lastErrAt, Open: now.Before(ep.openUntil)}
 	for _, l := range ep.lanes {
-		st.Pending += len(l.q)
-		if len(l.q) > 0 {
-			st.Oldest = max(st.Oldest, now.Sub(l.q[0].created))
+		st.Pending += l.q.len()
+		if l.q.len() > 0 {
+			st.Oldest = max(st.Oldest, now.Sub(l.q.front().created))
 		}
 	}
 	return st
@@ -99,8 +99,8 @@ func (d *Dispatcher) Stats() Stats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.compact()
-	if d.head < len(d.pending) {
-		s.Oldest = time.Since(d.pending[d.head].created)
+	if d.pending.len() > 0 {
+		s.Oldest = time.Since(d.pending.front().created)
 	}
 	s.Pending = d.count
 	s.Bytes = d.bytes

@@ -1,0 +1,100 @@
+package webhook
+
+// fifo is a first-in first-out queue kept in chunks that double in size from
+// minChunk up to maxChunk. A slice used as a queue (append at the end,
+// reslice at the front) is copied whole each time it outgrows its array,
+// into fresh memory: with the hundreds of thousands of jobs an endpoint that
+// is down or behind accumulates, those copies were a tenth of the
+// dispatcher's time. Chunks are never copied, and a lane that holds a few
+// jobs (the usual case, one lane per client) costs one small chunk.
+type fifo[T any] struct {
+	chunks [][]T // chunks[0][head:], then the others; only the last one may be short
+	head   int
+	n      int
+}
+
+const (
+	minChunk = 8
+	maxChunk = 1024
+)
+
+// len is the number of queued values.
+func (q *fifo[T]) len() int { return q.n }
+
+// push appends v.
+func (q *fifo[T]) push(v T) {
+	k := len(q.chunks)
+	if k == 0 || len(q.chunks[k-1]) == cap(q.chunks[k-1]) {
+		size := minChunk
+		if k > 0 {
+			size = min(2*cap(q.chunks[k-1]), maxChunk)
+		}
+		q.chunks = append(q.chunks, make([]T, 0, size))
+		k++
+	}
+	q.chunks[k-1] = append(q.chunks[k-1], v)
+	q.n++
+}
+
+// front returns the first value; the queue must not be empty.
+func (q *fifo[T]) front() T { return q.chunks[0][q.head] }
+
+// at returns the value i places after the front; i < len.
+func (q *fifo[T]) at(i int) T {
+	i += q.head
+	for _, c := range q.chunks {
+		if i < len(c) {
+			return c[i]
+		}
+		i -= len(c)
+	}
+	panic("webhook: fifo index out of range")
+}
+
+// appendFirst appends the first n values to dst; n <= len.
+func (q *fifo[T]) appendFirst(dst []T, n int) []T {
+	for i, c := range q.chunks {
+		if i == 0 {
+			c = c[q.head:]
+		}
+		if len(c) >= n {
+			return append(dst, c[:n]...)
+		}
+		dst = append(dst, c...)
+		n -= len(c)
+	}
+	return dst
+}
+
+// pop removes the first value; the queue must not be empty.
+func (q *fifo[T]) pop() {
+	var zero T
+	c := q.chunks[0]
+	c[q.head] = zero // the chunk no longer keeps it alive
+	q.head++
+	q.n--
+	switch {
+	case q.n == 0:
+		// Keep the current chunk for the next push.
+		first := c[:0]
+		clear(q.chunks)
+		q.chunks = append(q.chunks[:0], first)
+		q.head = 0
+	case q.head == len(c):
+		q.chunks[0] = nil
+		q.chunks = q.chunks[1:]
+		q.head = 0
+	}
+}
+
+// each calls fn for every value, front first.
+func (q *fifo[T]) each(fn func(T)) {
+	for i, c := range q.chunks {
+		if i == 0 {
+			c = c[q.head:]
+		}
+		for _, v := range c {
+			fn(v)
+		}
+	}
+}
