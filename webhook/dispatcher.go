@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -59,6 +60,8 @@ type Options struct {
 
 	QueueSize int          // events buffered between the bus and the outbox writer; 0 = 65536
 	Logger    *slog.Logger // nil = discard
+
+	spillWindow int // jobs in memory per endpoint before new events spill; 0 = spillWindow (tests set it)
 }
 
 // Names inside Options.Dir.
@@ -85,6 +88,22 @@ type record struct {
 	ID         string            `json:"id"`
 	Time       int64             `json:"time"` // ms
 }
+
+// spilled is a pending delivery that is only in the outbox: while its
+// endpoint is down, or behind by more than spillWindow jobs, a new event
+// costs this entry (no pointer, nothing for the collector to scan) instead
+// of a job; the outbox writer turns entries back into jobs, in order, as
+// the endpoint takes them.
+type spilled struct {
+	seq     uint64
+	created int64 // Unix nanoseconds
+	size    int64
+	kind    events.Kind
+}
+
+// spillWindow is how many jobs an endpoint has in memory before its new
+// events spill; loading spilled ones tops it up to this.
+const spillWindow = 8192
 
 // job is one pending delivery in memory.
 type job struct {
@@ -120,8 +139,9 @@ type Dispatcher struct {
 	// than the copy.
 	arena []byte
 
-	epMu sync.Mutex
-	eps  map[string]*endpoint
+	epMu   sync.Mutex
+	eps    map[string]*endpoint
+	epList []*endpoint // the values of eps; set by New, read-only after it
 
 	mu          sync.Mutex // guards the fields below
 	pending     fifo[*job] // in seq order; may hold done jobs
@@ -129,6 +149,8 @@ type Dispatcher struct {
 	bytes       int64
 	mem         int64 // bytes of the bodies held in memory
 	delq        []uint64
+	commitFirst uint64   // the first sequence number of the commit under way
+	droppedNow  []uint64 // events of that commit that its own overflow dropped
 	overflowLog bool
 	busDropped  uint64    // bus drops already logged
 	busLogged   time.Time // when they were last logged
@@ -181,6 +203,9 @@ func New(o Options) (*Dispatcher, error) {
 	if o.QueueSize <= 0 {
 		o.QueueSize = 65536
 	}
+	if o.spillWindow <= 0 {
+		o.spillWindow = spillWindow
+	}
 	if o.CommitInterval == 0 {
 		o.CommitInterval = 10 * time.Millisecond
 	}
@@ -230,6 +255,9 @@ func New(o Options) (*Dispatcher, error) {
 	if err := d.load(); err != nil {
 		q.Close()
 		return nil, err
+	}
+	for _, ep := range d.eps { // no endpoint is added after load
+		d.epList = append(d.epList, ep)
 	}
 	return d, nil
 }
@@ -316,12 +344,17 @@ func (d *Dispatcher) load() error {
 		}
 		k, _ := events.ParseKind(rec.Event)
 		ep := d.endpoint(rec.URL, rec.Headers, Batch{MaxSize: rec.BatchSize, MaxDelay: time.Duration(rec.BatchDelay) * time.Millisecond})
+		d.bytes += int64(len(r.Data))
+		d.count++
+		if ep.spill.len() > 0 || ep.live >= d.o.spillWindow {
+			ep.spill.push(spilled{seq: r.Seq, created: time.UnixMilli(rec.Time).UnixNano(), size: int64(len(r.Data)), kind: k})
+			return nil
+		}
 		j := &job{seq: r.Seq, id: rec.ID, client: rec.ClientID, event: k, created: time.UnixMilli(rec.Time),
 			size: int64(len(r.Data)), ep: ep}
 		d.hold(j, body)
 		d.pending.push(j)
-		d.bytes += j.size
-		d.count++
+		ep.live++
 		return nil
 	})
 	if err != nil {
@@ -332,8 +365,8 @@ func (d *Dispatcher) load() error {
 			return fmt.Errorf("webhook: outbox: %w", err)
 		}
 	}
-	if n := d.pending.len(); n > 0 {
-		d.log.Info("web hook outbox: delivering events pending from the previous run", "events", n, "bytes", d.bytes)
+	if d.count > 0 {
+		d.log.Info("web hook outbox: delivering events pending from the previous run", "events", d.count, "bytes", d.bytes)
 	}
 	return nil
 }
@@ -355,6 +388,9 @@ func (d *Dispatcher) Start(bus *events.Bus) {
 	d.mu.Lock()
 	loaded := make([]*job, 0, d.pending.len())
 	d.pending.each(func(j *job) { loaded = append(loaded, j) })
+	for _, ep := range d.epList {
+		ep.spill.each(func(s spilled) { ep.counters(s.kind).queued.Add(1) })
+	}
 	d.mu.Unlock()
 	for _, j := range loaded {
 		j.ep.counters(j.event).queued.Add(1)
@@ -425,10 +461,19 @@ func (d *Dispatcher) run() {
 }
 
 type item struct {
-	j    *job
+	j    *job   // nil when the event spills (see spilled)
 	rec  []byte // the stored record, in d.arena
 	body []byte // its body, in d.arena
+	// what the job is made of
+	seq     uint64
+	id      string
+	client  string
+	kind    events.Kind
+	created time.Time
+	ep      *endpoint
 }
+
+func (it *item) size() int64 { return int64(len(it.rec)) }
 
 // commit stores the deliveries of evs and removes acknowledged ones in one
 // outbox transaction, then hands the new ones to their endpoints.
@@ -473,20 +518,28 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 	}
 	puts := make([]store.Record, 0, len(items))
 	d.mu.Lock()
+	if len(items) > 0 {
+		d.commitFirst = items[0].seq
+	}
 	kept := items[:0]
 	for _, it := range items {
-		j := it.j
-		if d.bytes+j.size > d.o.MaxBytes {
-			d.overflow(j)
-			if d.o.DropNewest || d.bytes+j.size > d.o.MaxBytes {
-				j.done.Store(true)
-				j.ep.counters(j.event).dropped.Add(1)
+		size := it.size()
+		if d.bytes+size > d.o.MaxBytes {
+			d.overflow(size)
+			if d.o.DropNewest || d.bytes+size > d.o.MaxBytes {
+				it.ep.counters(it.kind).dropped.Add(1)
 				continue
 			}
 		}
-		d.bytes += j.size
+		d.bytes += size
 		d.count++
-		d.pending.push(j)
+		if ep := it.ep; ep.down.Load() || ep.spill.len() > 0 || ep.live >= d.o.spillWindow {
+			ep.spill.push(spilled{seq: it.seq, created: it.created.UnixNano(), size: size, kind: it.kind})
+		} else {
+			it.j = &job{seq: it.seq, id: it.id, client: it.client, event: it.kind, created: it.created, size: size, ep: ep}
+			d.pending.push(it.j)
+			ep.live++
+		}
 		kept = append(kept, it)
 	}
 	// An event of this commit may have been dropped by a later one's
@@ -494,12 +547,14 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 	// in the log, and bring it back at the next start).
 	live := kept[:0]
 	for _, it := range kept {
-		if !it.j.done.Load() {
-			puts = append(puts, store.Record{Seq: it.j.seq, Data: it.rec})
-			live = append(live, it)
+		if it.j != nil && it.j.done.Load() || it.j == nil && slices.Contains(d.droppedNow, it.seq) {
+			continue
 		}
+		puts = append(puts, store.Record{Seq: it.seq, Data: it.rec})
+		live = append(live, it)
 	}
 	kept = live
+	d.droppedNow = d.droppedNow[:0]
 	del := d.delq
 	d.delq = nil
 	var lost uint64
@@ -527,7 +582,9 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 	}
 	d.mu.Lock()
 	for _, it := range kept {
-		d.holdLocked(it.j, it.body, !stored)
+		if it.j != nil {
+			d.holdLocked(it.j, it.body, !stored)
+		}
 	}
 	d.mu.Unlock()
 	d.arena = arena[:0]
@@ -535,9 +592,84 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 		d.arena = nil // do not keep a burst's buffer
 	}
 	for _, it := range kept {
-		it.j.ep.counters(it.j.event).queued.Add(1)
-		it.j.ep.enqueue(it.j)
+		it.ep.counters(it.kind).queued.Add(1)
+		if it.j != nil {
+			it.ep.enqueue(it.j)
+		}
 	}
+	d.unspill()
+}
+
+// unspill turns spilled events back into jobs, in order, for each endpoint
+// that is up and has fewer than spillWindow jobs, and one job for an
+// endpoint that is down and has none left to probe it with. It runs in
+// the outbox writer, the only goroutine that enqueues, so an endpoint's
+// loaded events always go before its newer ones.
+func (d *Dispatcher) unspill() {
+	type load struct {
+		ep *endpoint
+		s  []spilled
+	}
+	if d.stopped.Load() {
+		return // the endpoints take no more jobs; the events stay in the outbox
+	}
+	var loads []load
+	d.mu.Lock()
+	for _, ep := range d.epList {
+		if ep.spill.len() == 0 {
+			continue
+		}
+		n := d.o.spillWindow - ep.live
+		if ep.down.Load() {
+			n = 1 - ep.live
+		}
+		n = min(n, ep.spill.len())
+		if n <= 0 {
+			continue
+		}
+		l := load{ep: ep, s: make([]spilled, 0, n)}
+		for range n {
+			l.s = append(l.s, ep.spill.front())
+			ep.spill.pop()
+		}
+		ep.live += n
+		loads = append(loads, l)
+	}
+	d.mu.Unlock()
+	var buf []byte
+	for _, l := range loads {
+		for _, s := range l.s {
+			var err error
+			var j *job
+			if buf, err = d.q.Read(s.seq, buf[:0]); err == nil {
+				j, err = d.loadJob(l.ep, s, buf)
+			}
+			if err != nil {
+				d.log.Error("web hook outbox: cannot read a pending event back; it is lost", "seq", s.seq, "err", err)
+				d.mu.Lock()
+				d.bytes -= s.size
+				d.count--
+				l.ep.live--
+				d.delq = append(d.delq, s.seq)
+				d.mu.Unlock()
+				l.ep.counters(s.kind).dropped.Add(1)
+				continue
+			}
+			l.ep.enqueue(j)
+		}
+	}
+}
+
+// loadJob makes the job of spilled event s of ep from its stored record.
+func (d *Dispatcher) loadJob(ep *endpoint, s spilled, rec []byte) (*job, error) {
+	head, body, ok := bytes.Cut(rec, []byte{'\n'})
+	var r record
+	if err := json.Unmarshal(head, &r); err != nil || !ok {
+		return nil, fmt.Errorf("webhook: outbox record %d: unreadable header: %w", s.seq, err)
+	}
+	j := &job{seq: s.seq, id: r.ID, client: r.ClientID, event: s.kind, created: time.Unix(0, s.created), size: s.size, ep: ep}
+	d.hold(j, body)
+	return j, nil
 }
 
 // hold keeps a copy of body in j while the bodies in memory stay under
@@ -588,9 +720,10 @@ func (d *Dispatcher) appendBody(b []byte, j *job) ([]byte, error) {
 	return b[:n+m], nil
 }
 
-// overflow makes room for j when the outbox is full: it drops the oldest
-// pending deliveries unless the policy drops the new one. d.mu must be held.
-func (d *Dispatcher) overflow(j *job) {
+// overflow makes room for size more bytes when the outbox is full: it
+// drops the oldest pending deliveries unless the policy drops the new one.
+// d.mu must be held.
+func (d *Dispatcher) overflow(size int64) {
 	if !d.overflowLog {
 		d.overflowLog = true
 		policy := "oldest"
@@ -602,18 +735,55 @@ func (d *Dispatcher) overflow(j *job) {
 	if d.o.DropNewest {
 		return
 	}
-	for d.bytes+j.size > d.o.MaxBytes && d.pending.len() > 0 {
+	for d.bytes+size > d.o.MaxBytes && d.dropOldest() {
+	}
+	d.compact()
+}
+
+// dropOldest drops the oldest pending delivery that is not being
+// delivered: the first job of pending or the first spilled event of an
+// endpoint, whichever is older. It reports false when there is none. d.mu
+// must be held.
+func (d *Dispatcher) dropOldest() bool {
+	for d.pending.len() > 0 && d.pending.front().done.Load() {
+		d.pending.pop()
+	}
+	var from *endpoint
+	oldest := uint64(math.MaxUint64)
+	if d.pending.len() > 0 {
+		oldest = d.pending.front().seq
+	}
+	for _, ep := range d.epList {
+		if ep.spill.len() > 0 && ep.spill.front().seq < oldest {
+			from, oldest = ep, ep.spill.front().seq
+		}
+	}
+	switch {
+	case from != nil:
+		sp := from.spill.front()
+		from.spill.pop()
+		d.bytes -= sp.size
+		d.count--
+		d.delq = append(d.delq, sp.seq)
+		if sp.seq >= d.commitFirst {
+			d.droppedNow = append(d.droppedNow, sp.seq)
+		}
+		from.counters(sp.kind).dropped.Add(1)
+	case d.pending.len() > 0:
 		old := d.pending.front()
 		d.pending.pop()
-		if old.done.CompareAndSwap(false, true) {
+		if old.done.CompareAndSwap(false, true) { // else acknowledged just now: ack counts it
 			d.bytes -= old.size
 			d.release(old)
 			d.count--
+			old.ep.live--
 			d.delq = append(d.delq, old.seq)
 			old.ep.counters(old.event).dropped.Add(1)
 		}
+	default:
+		return false
 	}
-	d.compact()
+	return true
 }
 
 // compact forgets done jobs at the front of pending. d.mu must be held.
@@ -665,8 +835,8 @@ func (d *Dispatcher) newItem(arena []byte, e *events.Event, ep *endpoint, seq ui
 	if err != nil {
 		return item{}, rec[:start], err
 	}
-	j := &job{seq: seq, id: id, client: client, event: e.Kind, created: created, size: int64(len(rec) - start), ep: ep}
-	return item{j: j, rec: rec[start:len(rec):len(rec)], body: rec[bodyAt:len(rec):len(rec)]}, rec, nil
+	return item{rec: rec[start:len(rec):len(rec)], body: rec[bodyAt:len(rec):len(rec)],
+		seq: seq, id: id, client: client, kind: e.Kind, created: created, ep: ep}, rec, nil
 }
 
 // recordHead returns the opening of the stored record (see record) of
@@ -707,6 +877,7 @@ func (d *Dispatcher) ack(j *job) bool {
 	d.bytes -= j.size
 	d.release(j)
 	d.count--
+	j.ep.live--
 	d.delq = append(d.delq, j.seq)
 	d.compact()
 	d.mu.Unlock()

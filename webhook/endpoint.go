@@ -38,6 +38,10 @@ type endpoint struct {
 	down    atomic.Bool
 	recHead []byte // see recordHead
 
+	// Guarded by Dispatcher.mu:
+	spill fifo[spilled] // events only in the outbox, oldest first
+	live  int           // jobs in memory that are not done
+
 	mu        sync.Mutex
 	cond      *sync.Cond
 	lanes     map[string]*lane

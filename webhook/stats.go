@@ -100,7 +100,19 @@ func (d *Dispatcher) Stats() Stats {
 	defer d.mu.Unlock()
 	d.compact()
 	if d.pending.len() > 0 {
-		s.Oldest = time.Since(d.pending.front().created)
+		s.Oldest = now.Sub(d.pending.front().created)
+	}
+	for _, ep := range d.epList {
+		if ep.spill.len() == 0 {
+			continue
+		}
+		st := s.State[ep.url]
+		st.Pending += ep.spill.len()
+		st.Oldest = max(st.Oldest, now.Sub(time.Unix(0, ep.spill.front().created)))
+		s.State[ep.url] = st
+	}
+	for _, st := range s.State { // jobs taken back from the spill are in lanes only
+		s.Oldest = max(s.Oldest, st.Oldest)
 	}
 	s.Pending = d.count
 	s.Bytes = d.bytes
