@@ -130,8 +130,9 @@ func bodySize(e *events.Event) int {
 	return 256 + len(e.ClientID) + len(e.Topic) + len(e.Payload)*4/3
 }
 
-// AppendBody appends the body of e (see Body) to b.
-func AppendBody(b []byte, e *events.Event, node string, enc Encoding, id string, seq uint64) ([]byte, error) {
+// AppendBody appends the body of e (see Body) to b. The id may be a
+// string or bytes.
+func AppendBody[ID string | []byte](b []byte, e *events.Event, node string, enc Encoding, id ID, seq uint64) ([]byte, error) {
 	b = append(b, `{"action":`...)
 	b = appendString(b, actionName(e.Kind))
 	b = append(b, `,"node":`...)
@@ -224,7 +225,7 @@ func AppendBody(b []byte, e *events.Event, node string, enc Encoding, id string,
 		return nil, fmt.Errorf("webhook: no body for event %s", e.Kind)
 	}
 	b = append(b, `,"id":`...)
-	b = appendString(b, id)
+	b = appendJSONString(b, id)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, seq, 10)
 	return append(b, '}'), nil

@@ -466,7 +466,7 @@ type item struct {
 	body []byte // its body, in d.arena
 	// what the job is made of
 	seq     uint64
-	id      string
+	id      [26]byte
 	client  string
 	kind    events.Kind
 	created time.Time
@@ -536,7 +536,7 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 		if ep := it.ep; ep.down.Load() || ep.spill.len() > 0 || ep.live >= d.o.spillWindow {
 			ep.spill.push(spilled{seq: it.seq, created: it.created.UnixNano(), size: size, kind: it.kind})
 		} else {
-			it.j = &job{seq: it.seq, id: it.id, client: it.client, event: it.kind, created: it.created, size: size, ep: ep}
+			it.j = &job{seq: it.seq, id: string(it.id[:]), client: it.client, event: it.kind, created: it.created, size: size, ep: ep}
 			d.pending.push(it.j)
 			ep.live++
 		}
@@ -808,7 +808,7 @@ func sysTopic(e *events.Event) bool {
 // newItem encodes the record of e for ep, numbered seq, at the end of
 // arena.
 func (d *Dispatcher) newItem(arena []byte, e *events.Event, ep *endpoint, seq uint64, now time.Time) (item, []byte, error) {
-	id := d.ids.newID(now)
+	id := d.ids.newIDBytes(now)
 	client := e.ClientID
 	if e.Kind == events.MessagePublish {
 		client = e.FromClientID
@@ -826,12 +826,12 @@ func (d *Dispatcher) newItem(arena []byte, e *events.Event, ep *endpoint, seq ui
 	rec = append(rec, `,"event":`...)
 	rec = appendString(rec, e.Kind.String())
 	rec = append(rec, `,"id":`...)
-	rec = appendString(rec, id)
+	rec = appendJSONString(rec, id[:])
 	rec = append(rec, `,"time":`...)
 	rec = strconv.AppendInt(rec, created.UnixMilli(), 10)
 	rec = append(rec, "}\n"...)
 	bodyAt := len(rec)
-	rec, err := AppendBody(rec, e, d.o.Node, d.o.Encoding, id, seq)
+	rec, err := AppendBody(rec, e, d.o.Node, d.o.Encoding, id[:], seq)
 	if err != nil {
 		return item{}, rec[:start], err
 	}

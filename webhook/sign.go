@@ -30,6 +30,13 @@ func newIDSource() idSource {
 // newID returns a ULID: 48 bits of Unix milliseconds and 80 random bits, in
 // 26 characters of Crockford base32, so ids sort by creation time.
 func (src idSource) newID(now time.Time) string {
+	id := src.newIDBytes(now)
+	return string(id[:])
+}
+
+// newIDBytes is newID without making a string: the outbox writer makes one
+// only for the events it keeps in memory.
+func (src idSource) newIDBytes(now time.Time) [26]byte {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16)
 	_, _ = src.r.Read(b[6:]) // ChaCha8.Read never fails
@@ -42,7 +49,7 @@ func (src idSource) newID(now time.Time) string {
 		lo = lo>>5 | hi<<59
 		hi >>= 5
 	}
-	return string(out[:])
+	return out
 }
 
 // Signer signs bodies in the Standard Webhooks form: the webhook-signature
