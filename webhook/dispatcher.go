@@ -149,8 +149,6 @@ type Dispatcher struct {
 	bytes       int64
 	mem         int64 // bytes of the bodies held in memory
 	delq        []uint64
-	commitFirst uint64   // the first sequence number of the commit under way
-	droppedNow  []uint64 // events of that commit that its own overflow dropped
 	overflowLog bool
 	busDropped  uint64    // bus drops already logged
 	busLogged   time.Time // when they were last logged
@@ -518,18 +516,13 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 	}
 	puts := make([]store.Record, 0, len(items))
 	d.mu.Lock()
-	if len(items) > 0 {
-		d.commitFirst = items[0].seq
-	}
+	items = d.makeRoom(items)
 	kept := items[:0]
 	for _, it := range items {
 		size := it.size()
-		if d.bytes+size > d.o.MaxBytes {
-			d.overflow(size)
-			if d.o.DropNewest || d.bytes+size > d.o.MaxBytes {
-				it.ep.counters(it.kind).dropped.Add(1)
-				continue
-			}
+		if d.bytes+size > d.o.MaxBytes { // only with DropNewest: makeRoom made room otherwise
+			it.ep.counters(it.kind).dropped.Add(1)
+			continue
 		}
 		d.bytes += size
 		d.count++
@@ -540,21 +533,9 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 			d.pending.push(it.j)
 			ep.live++
 		}
+		puts = append(puts, store.Record{Seq: it.seq, Data: it.rec})
 		kept = append(kept, it)
 	}
-	// An event of this commit may have been dropped by a later one's
-	// overflow: it is not written (its deletion would come before its put
-	// in the log, and bring it back at the next start).
-	live := kept[:0]
-	for _, it := range kept {
-		if it.j != nil && it.j.done.Load() || it.j == nil && slices.Contains(d.droppedNow, it.seq) {
-			continue
-		}
-		puts = append(puts, store.Record{Seq: it.seq, Data: it.rec})
-		live = append(live, it)
-	}
-	kept = live
-	d.droppedNow = d.droppedNow[:0]
 	del := d.delq
 	d.delq = nil
 	var lost uint64
@@ -720,10 +701,21 @@ func (d *Dispatcher) appendBody(b []byte, j *job) ([]byte, error) {
 	return b[:n+m], nil
 }
 
-// overflow makes room for size more bytes when the outbox is full: it
-// drops the oldest pending deliveries unless the policy drops the new one.
-// d.mu must be held.
-func (d *Dispatcher) overflow(size int64) {
+// makeRoom returns the events of a commit that fit in the outbox. When
+// they do not all fit it logs it (once per episode) and, unless the policy
+// drops the new ones (the caller does, one by one), it drops the oldest
+// pending deliveries and then, if the commit alone is too big, its own
+// oldest events. Those are dropped before anything is added, so no event
+// is written after its own deletion (which would bring it back at the next
+// start). d.mu must be held.
+func (d *Dispatcher) makeRoom(items []item) []item {
+	var total int64
+	for i := range items {
+		total += items[i].size()
+	}
+	if d.bytes+total <= d.o.MaxBytes {
+		return items
+	}
 	if !d.overflowLog {
 		d.overflowLog = true
 		policy := "oldest"
@@ -733,11 +725,17 @@ func (d *Dispatcher) overflow(size int64) {
 		d.log.Warn("web hook outbox full: dropping events", "max_bytes", d.o.MaxBytes, "drop", policy)
 	}
 	if d.o.DropNewest {
-		return
+		return items
 	}
-	for d.bytes+size > d.o.MaxBytes && d.dropOldest() {
+	for d.bytes+total > d.o.MaxBytes && d.dropOldest() {
+	}
+	for len(items) > 0 && d.bytes+total > d.o.MaxBytes {
+		total -= items[0].size()
+		items[0].ep.counters(items[0].kind).dropped.Add(1)
+		items = items[1:]
 	}
 	d.compact()
+	return items
 }
 
 // dropOldest drops the oldest pending delivery that is not being
@@ -765,9 +763,6 @@ func (d *Dispatcher) dropOldest() bool {
 		d.bytes -= sp.size
 		d.count--
 		d.delq = append(d.delq, sp.seq)
-		if sp.seq >= d.commitFirst {
-			d.droppedNow = append(d.droppedNow, sp.seq)
-		}
 		from.counters(sp.kind).dropped.Add(1)
 	case d.pending.len() > 0:
 		old := d.pending.front()
