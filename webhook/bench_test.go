@@ -1,7 +1,6 @@
 package webhook_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -44,23 +43,8 @@ func BenchmarkPublishPath(b *testing.B) {
 				if mode == "up-batch" {
 					value = `{"action": "on_message_publish", "batch": {"max_size": 200, "max_delay": "5ms"}}`
 				}
-				r, err := webhook.ParseRule("web.hook.rule.message.publish.1", value)
-				if err != nil {
-					b.Fatal(err)
-				}
-				d, err = webhook.New(webhook.Options{Rules: []webhook.Rule{r}, URL: srv.URL, Dir: b.TempDir(), Node: "n",
-					MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
-				if err != nil {
-					b.Fatal(err)
-				}
-				bus = events.NewBus()
-				d.Start(bus)
-				b.Cleanup(func() {
-					bus.Close()
-					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-					defer cancel()
-					_ = d.Stop(ctx)
-				})
+				d, bus = startDispatcher(b, webhook.Options{Rules: []webhook.Rule{rule(b, "web.hook.rule.message.publish.1", value)},
+					URL: srv.URL, MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
 			}
 			_, addr := testutil.RunBroker(b, func(o *broker.Options) { o.Events = bus })
 			sub := testutil.Dial(b, addr, mqtt.V311)
@@ -108,23 +92,8 @@ func BenchmarkPublishPath(b *testing.B) {
 func BenchmarkDispatcherDown(b *testing.B) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
 	b.Cleanup(srv.Close)
-	r, err := webhook.ParseRule("web.hook.rule.message.publish.1", `{"action": "on_message_publish"}`)
-	if err != nil {
-		b.Fatal(err)
-	}
-	d, err := webhook.New(webhook.Options{Rules: []webhook.Rule{r}, URL: srv.URL, Dir: b.TempDir(), Node: "n",
-		BreakerThreshold: 1, MinBackoff: time.Hour, MaxBackoff: time.Hour, MaxBytes: 1 << 30})
-	if err != nil {
-		b.Fatal(err)
-	}
-	bus := events.NewBus()
-	d.Start(bus)
-	b.Cleanup(func() {
-		bus.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = d.Stop(ctx)
-	})
+	d, bus := startDispatcher(b, webhook.Options{Rules: []webhook.Rule{rule(b, "web.hook.rule.message.publish.1", `{"action": "on_message_publish"}`)},
+		URL: srv.URL, BreakerThreshold: 1, MinBackoff: time.Hour, MaxBackoff: time.Hour, MaxBytes: 1 << 30})
 	payload := []byte(`{"temp":21.5,"hum":40,"ts":1733300000000,"dev":"sensor-0001"}`) // 64 B
 	now := time.Now()
 	publish := func() {

@@ -127,7 +127,7 @@ func bodies(t *testing.T, reqs []request) []map[string]any {
 }
 
 // rule parses a rule or fails the test.
-func rule(t *testing.T, key, value string) webhook.Rule {
+func rule(t testing.TB, key, value string) webhook.Rule {
 	t.Helper()
 	r, err := webhook.ParseRule(key, value)
 	if err != nil {
@@ -138,7 +138,7 @@ func rule(t *testing.T, key, value string) webhook.Rule {
 
 // startDispatcher starts a dispatcher on a new bus with fast retries, and
 // stops it when the test ends (after any broker started later).
-func startDispatcher(t *testing.T, o webhook.Options) (*webhook.Dispatcher, *events.Bus) {
+func startDispatcher(t testing.TB, o webhook.Options) (*webhook.Dispatcher, *events.Bus) {
 	t.Helper()
 	if o.Node == "" {
 		o.Node = "mqgate@127.0.0.1"
