@@ -11,12 +11,14 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Segments is a Queue kept as an append-only log split into segment files
 // in one directory. A Commit appends its records and its deletions as
-// frames to the newest segment with one write and one fsync; nothing is
-// ever rewritten in place. An index in memory says where each live record
+// frames to the newest segment with one write and one fsync (or, with
+// SegmentOptions.SyncInterval, one write now and an fsync at most once per
+// interval); nothing is ever rewritten in place. An index in memory says where each live record
 // is. The oldest segment is removed once none of its records is live; when
 // it holds only a few live records among many dead ones, those are copied
 // forward (same sequence numbers) so that it can go.
@@ -48,6 +50,16 @@ type Segments struct {
 	index seqIndex
 	buf   []byte
 	num   uint64 // number of the newest segment
+
+	// With SyncInterval: the newest segment has puts not yet fsynced
+	// (dirty), when the last fsync was, the timer that makes the next one,
+	// and the error of a timed fsync, returned by the next Commit.
+	dirty    bool
+	lastSync time.Time
+	timer    *time.Timer
+	syncErr  error
+	closed   bool
+	syncs    int // fsyncs of commits, for tests
 }
 
 // SegmentOptions tunes OpenSegments.
@@ -55,6 +67,16 @@ type SegmentOptions struct {
 	// NoSync skips the fsync of each commit: a crash may lose committed
 	// records.
 	NoSync bool
+	// SyncInterval, when positive, spaces the fsyncs of commits at least
+	// that far apart: a Commit's records are written to the file before it
+	// returns, so they survive the process dying, and are fsynced (they
+	// survive the machine crashing) within SyncInterval, by a later Commit
+	// or by a timer. 0 fsyncs every commit that puts records before it
+	// returns. An fsync costs the same CPU whatever it carries (tens to
+	// hundreds of microseconds), and each one that blocks wakes the Go
+	// scheduler's monitor thread, so at a steady trickle of commits this is
+	// most of a commit's cost.
+	SyncInterval time.Duration
 	// SegmentSize is the size after which a new segment is started; 0
 	// means 8 MiB.
 	SegmentSize int64
@@ -249,9 +271,58 @@ func (s *Segments) openActive() error {
 	return nil
 }
 
-// roll starts a new newest segment, closing the current one.
+// syncActive fsyncs the newest segment if it has puts not yet synced.
+// s.wmu must be held.
+func (s *Segments) syncActive() error {
+	if !s.dirty {
+		return nil
+	}
+	if err := s.segs[len(s.segs)-1].f.Sync(); err != nil {
+		return err
+	}
+	s.dirty = false
+	s.syncs++
+	s.lastSync = time.Now()
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	return nil
+}
+
+// timedSync is the timer's fsync of puts that no Commit synced within
+// SyncInterval. A failure is logged and returned by the next Commit.
+func (s *Segments) timedSync() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.timer = nil
+	if s.closed {
+		return
+	}
+	if err := s.syncActive(); err != nil {
+		s.syncErr = fmt.Errorf("store: sync: %w", err)
+		s.o.Logger.Error("store: fsync failed; records written since the last one may not survive a machine crash", "dir", s.dir, "err", err)
+	}
+}
+
+// Sync fsyncs the records committed but not yet synced (see
+// SegmentOptions.SyncInterval).
+func (s *Segments) Sync() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.syncActive(); err != nil {
+		return fmt.Errorf("store: sync: %w", err)
+	}
+	return nil
+}
+
+// roll starts a new newest segment, closing the current one (fsynced
+// first if it has puts not yet synced).
 func (s *Segments) roll() error {
 	if len(s.segs) > 0 {
+		if err := s.syncActive(); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
 		cur := s.segs[len(s.segs)-1]
 		if cur.f != nil {
 			if err := cur.f.Close(); err != nil {
@@ -332,7 +403,11 @@ func (s *Segments) Commit(put []Record, del []uint64) error {
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if err := s.commit(put, del); err != nil {
+	if err := s.syncErr; err != nil {
+		s.syncErr = nil
+		return err
+	}
+	if err := s.commit(put, del, false); err != nil {
 		return err
 	}
 	if err := s.dropDead(); err != nil {
@@ -341,7 +416,11 @@ func (s *Segments) Commit(put []Record, del []uint64) error {
 	return s.compact()
 }
 
-func (s *Segments) commit(put []Record, del []uint64) error {
+// commit appends put and del to the newest segment. Puts are fsynced now
+// when durable is set, when SyncInterval is 0, or when the last fsync is
+// SyncInterval old; otherwise the segment is marked dirty and the timer
+// will.
+func (s *Segments) commit(put []Record, del []uint64, durable bool) error {
 	active := s.segs[len(s.segs)-1]
 	if active.size >= s.o.SegmentSize {
 		if err := s.roll(); err != nil {
@@ -377,15 +456,20 @@ func (s *Segments) commit(put []Record, del []uint64) error {
 		_ = active.f.Truncate(active.size)
 		return fmt.Errorf("store: commit: %w", err)
 	}
+	active.size += int64(len(buf))
 	// Deletions alone are not synced (see Queue.Commit): an outbox that
 	// delivers as fast as it takes events would otherwise pay a second
 	// fsync per batch for its acknowledgements.
 	if !s.o.NoSync && len(put) > 0 {
-		if err := active.f.Sync(); err != nil {
-			return fmt.Errorf("store: commit: %w", err)
+		s.dirty = true
+		if wait := s.o.SyncInterval - time.Since(s.lastSync); durable || wait <= 0 {
+			if err := s.syncActive(); err != nil {
+				return fmt.Errorf("store: commit: %w", err)
+			}
+		} else if s.timer == nil {
+			s.timer = time.AfterFunc(wait, s.timedSync)
 		}
 	}
-	active.size += int64(len(buf))
 	for _, seq := range del {
 		if l, ok := s.index.del(seq); ok {
 			sg := s.seg(l.seg)
@@ -455,7 +539,9 @@ func (s *Segments) compact() error {
 		return rerr
 	}
 	if len(recs) > 0 {
-		if err := s.commit(recs, nil); err != nil {
+		// Synced now: the copies must be on disk before the originals'
+		// file is removed.
+		if err := s.commit(recs, nil, true); err != nil {
 			return err
 		}
 	}
@@ -533,7 +619,21 @@ func (s *Segments) Len() (records int, fileBytes int64) {
 func (s *Segments) Close() error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	return s.closeFiles()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	var serr error
+	if len(s.segs) > 0 && s.segs[len(s.segs)-1].f != nil {
+		if err := s.syncActive(); err != nil {
+			serr = fmt.Errorf("store: close: %w", err)
+		}
+	}
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	return errors.Join(serr, s.closeFiles())
 }
 
 func (s *Segments) closeFiles() error {

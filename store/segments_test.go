@@ -131,22 +131,39 @@ func TestSegmentsRollDropAndSeq(t *testing.T) {
 // come and go: the old segments must not pile up behind it, and the record
 // survives being copied forward, also across a reopen.
 func TestSegmentsCompaction(t *testing.T) {
+	for _, o := range []SegmentOptions{{SegmentSize: 4 << 10}, {SegmentSize: 4 << 10, SyncInterval: time.Hour}} {
+		t.Run(fmt.Sprint("sync_interval=", o.SyncInterval), func(t *testing.T) { testCompaction(t, o) })
+	}
+}
+
+func testCompaction(t *testing.T, o SegmentOptions) {
 	dir := t.TempDir()
-	o := SegmentOptions{SegmentSize: 4 << 10}
 	s := openSeg(t, dir, o)
 	pinned := s.Reserve(1)
 	if err := s.Commit([]Record{{Seq: pinned, Data: []byte("pinned")}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	data := bytes.Repeat([]byte("y"), 100)
+	moved := 0
 	for range 2000 {
 		seq := s.Reserve(1)
 		if err := s.Commit([]Record{{Seq: seq, Data: data}}, nil); err != nil {
 			t.Fatal(err)
 		}
+		before, _ := s.index.get(pinned)
 		if err := s.Commit(nil, []uint64{seq}); err != nil {
 			t.Fatal(err)
 		}
+		if after, _ := s.index.get(pinned); after.seg != before.seg {
+			moved++
+			// The copy must be on disk before the file it left is removed.
+			if s.dirty {
+				t.Fatal("a record copied forward by compaction is not fsynced")
+			}
+		}
+	}
+	if moved == 0 {
+		t.Fatal("compaction never copied the pinned record forward")
 	}
 	if _, size := s.Len(); size > 32<<10 {
 		t.Fatalf("%d bytes of segments for one live record of 6 bytes", size)
@@ -262,4 +279,131 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func (s *Segments) syncCount() int {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.syncs
+}
+
+// copyDir copies the files of src into a new directory, as a process that
+// starts after this one died would find them (from the OS, synced or not).
+func copyDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "copy")
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), segSuffix) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+// TestSegmentsSyncInterval checks that with a SyncInterval commits are
+// written at once (a new process finds them) but fsynced at most once per
+// interval, by a later commit or by the timer, and that rolling to a new
+// segment, compaction and Close fsync what is pending.
+func TestSegmentsSyncInterval(t *testing.T) {
+	t.Run("spaced", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "q")
+		s := openSeg(t, dir, SegmentOptions{SyncInterval: time.Hour})
+		defer s.Close()
+		for i := range 10 {
+			seq := s.Reserve(1)
+			if err := s.Commit([]Record{{Seq: seq, Data: fmt.Appendf(nil, "r%d", i)}}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := s.syncCount(); n != 1 {
+			t.Fatalf("%d fsyncs for 10 commits within the interval, want 1 (the first)", n)
+		}
+		c := openSeg(t, copyDir(t, dir), SegmentOptions{})
+		defer c.Close()
+		if n, _ := c.Len(); n != 10 {
+			t.Fatalf("a new process finds %d records, want 10", n)
+		}
+		if err := s.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if n := s.syncCount(); n != 2 {
+			t.Fatalf("%d fsyncs after Sync, want 2", n)
+		}
+		if err := s.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if n := s.syncCount(); n != 2 {
+			t.Fatalf("%d fsyncs after a Sync with nothing pending, want still 2", n)
+		}
+	})
+	t.Run("timer", func(t *testing.T) {
+		s := openSeg(t, filepath.Join(t.TempDir(), "q"), SegmentOptions{SyncInterval: 20 * time.Millisecond})
+		defer s.Close()
+		for range 2 {
+			if err := s.Commit([]Record{{Seq: s.Reserve(1), Data: []byte("x")}}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := s.syncCount(); n != 1 {
+			t.Fatalf("%d fsyncs right after two commits, want 1", n)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for s.syncCount() < 2 {
+			if time.Now().After(deadline) {
+				t.Fatal("the second commit was never fsynced")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+	t.Run("roll", func(t *testing.T) {
+		s := openSeg(t, filepath.Join(t.TempDir(), "q"), SegmentOptions{SyncInterval: time.Hour, SegmentSize: 64})
+		defer s.Close()
+		for range 2 {
+			if err := s.Commit([]Record{{Seq: s.Reserve(1), Data: bytes.Repeat([]byte("x"), 100)}}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The second commit rolled past a segment holding the first, which
+		// was synced; it itself is pending.
+		if n := s.syncCount(); n != 1 {
+			t.Fatalf("%d fsyncs, want 1", n)
+		}
+		if err := s.Commit([]Record{{Seq: s.Reserve(1), Data: []byte("y")}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if n := s.syncCount(); n != 2 {
+			t.Fatalf("%d fsyncs after a roll past a pending put, want 2", n)
+		}
+	})
+	t.Run("close", func(t *testing.T) {
+		s := openSeg(t, filepath.Join(t.TempDir(), "q"), SegmentOptions{SyncInterval: time.Hour})
+		for range 2 {
+			if err := s.Commit([]Record{{Seq: s.Reserve(1), Data: []byte("x")}}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if s.syncs != 2 {
+			t.Fatalf("%d fsyncs after Close, want 2", s.syncs)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+	})
 }

@@ -35,7 +35,9 @@ type Queue interface {
 	// used one has been committed.
 	Reserve(n int) uint64
 	// Commit stores put and deletes the records numbered del, atomically:
-	// when it returns nil, put survives a crash. A Commit with deletions
+	// when it returns nil, put survives a crash (a Segments with a
+	// SyncInterval: the process's at once, the machine's once the interval
+	// has passed). A Commit with deletions
 	// only may skip the fsync: a crash can then bring deleted records
 	// back, which at-least-once delivery allows (they are delivered
 	// again), and they go with the next durable Commit.
