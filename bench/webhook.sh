@@ -24,6 +24,8 @@
 #   DURATION   measured interval per run    (4s)
 #   BUDGET     seconds for the whole run; runs that would not fit are skipped (240)
 #   RESULTS    file to keep the JSON result lines in (default: a temporary file)
+#   EXTRA_CONF config lines added to every configuration, one per line
+#              (e.g. "web.hook.outbox.sync_interval = 0s")
 #   PROFILE    directory to write a broker CPU profile of each run to
 #              (<config>-<scenario>-<round>.prof, for go tool pprof); the
 #              table then also shows the dispatcher's share of the
@@ -65,6 +67,9 @@ write_conf() {
 		up | down) echo 'web.hook.rule.message.publish.1 = {"action": "on_message_publish"}' ;;
 		batch) echo 'web.hook.rule.message.publish.1 = {"action": "on_message_publish", "batch": {"max_size": 100, "max_delay": "10ms"}}' ;;
 		esac
+		if [[ -n ${EXTRA_CONF:-} ]]; then
+			printf '%s\n' "$EXTRA_CONF"
+		fi
 	} >"$tmp/$name.conf"
 }
 

@@ -48,11 +48,16 @@ type Options struct {
 	DropNewest bool // when the outbox is full drop the new event (true) or the oldest pending one (false)
 	NoSync     bool // skip fsync (benchmarks only)
 	// CommitInterval is how long the outbox writer lets events gather
-	// after the first one before one write and one fsync commit them all;
-	// 0 = 10ms, negative = no wait. Longer costs fewer fsyncs (one takes tens of
-	// microseconds of CPU) and adds that much to each delivery's latency;
-	// events not yet committed are lost if the process dies.
+	// after the first one before one write commits them all; 0 = 10ms,
+	// negative = no wait. Longer costs fewer writes and wake-ups and adds
+	// that much to each delivery's latency; events not yet committed are
+	// lost if the process dies.
 	CommitInterval time.Duration
+	// SyncInterval spaces the outbox's fsyncs (store.SegmentOptions):
+	// each commit writes its events to the file, which keeps them if the
+	// process dies, and they are fsynced, which keeps them if the machine
+	// crashes, within this interval. 0 = 1s, negative = every commit.
+	SyncInterval time.Duration
 
 	MinBackoff       time.Duration // first retry delay; 0 = 1s
 	MaxBackoff       time.Duration // longest retry delay; 0 = 2m
@@ -207,6 +212,9 @@ func New(o Options) (*Dispatcher, error) {
 	if o.CommitInterval == 0 {
 		o.CommitInterval = 10 * time.Millisecond
 	}
+	if o.SyncInterval == 0 {
+		o.SyncInterval = time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -240,7 +248,7 @@ func New(o Options) (*Dispatcher, error) {
 		maps.Copy(h, r.Headers)
 		d.rules[r.Event] = append(d.rules[r.Event], ruleRT{Rule: r, ep: d.endpoint(u, h, r.Batch)})
 	}
-	q, err := store.OpenSegments(filepath.Join(o.Dir, OutboxDir), store.SegmentOptions{NoSync: o.NoSync, Logger: d.log})
+	q, err := store.OpenSegments(filepath.Join(o.Dir, OutboxDir), store.SegmentOptions{NoSync: o.NoSync, SyncInterval: max(o.SyncInterval, 0), Logger: d.log})
 	if err != nil {
 		return nil, fmt.Errorf("webhook: outbox: %w", err)
 	}
@@ -410,7 +418,7 @@ func labelled(fn func()) {
 const maxCommit = 4096
 
 // run moves events from the bus into the outbox, and acknowledged
-// deliveries out of it, one transaction (one fsync) per batch.
+// deliveries out of it, one write per batch (fsynced per SyncInterval).
 func (d *Dispatcher) run() {
 	defer d.writerWG.Done()
 	ch := d.sub.C()
@@ -432,7 +440,7 @@ func (d *Dispatcher) run() {
 			// for all the events of the window instead of one per event,
 			// and one write for the acknowledgements of the deliveries
 			// that end meanwhile (a kick).
-			time.Sleep(d.o.CommitInterval) // caps wake-ups and fsyncs at one per interval
+			time.Sleep(d.o.CommitInterval) // caps wake-ups and writes at one per interval
 		}
 	drain:
 		for open && len(evs) < maxCommit {

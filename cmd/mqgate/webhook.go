@@ -55,6 +55,7 @@ func webhookOptions(cfg *config.Config, log *slog.Logger) (webhook.Options, erro
 		MaxMemory:        cmp.Or(cfg.Bytes("web.hook.outbox.max_memory"), -1), // 0: none in memory
 		DropNewest:       cfg.String("web.hook.outbox.overflow") == "drop_new",
 		CommitInterval:   cmp.Or(cfg.Duration("web.hook.outbox.commit_interval"), -1), // 0s: no wait
+		SyncInterval:     cmp.Or(cfg.Duration("web.hook.outbox.sync_interval"), -1),   // 0s: every commit
 		MinBackoff:       cfg.Duration("web.hook.retry.min_interval"),
 		MaxBackoff:       cfg.Duration("web.hook.retry.max_interval"),
 		BreakerThreshold: int(cfg.Int("web.hook.breaker.failures")),
