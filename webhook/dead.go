@@ -170,7 +170,7 @@ type ReplayResult struct {
 // ones that fail.
 func Replay(ctx context.Context, dir string, o ReplayOptions) (ReplayResult, error) {
 	if o.Client == nil {
-		o.Client = &http.Client{Transport: newTransport(4, nil)}
+		o.Client = &http.Client{Transport: newTransport(4, nil, 0)}
 		defer o.Client.CloseIdleConnections()
 	}
 	if o.RequestTimeout <= 0 {

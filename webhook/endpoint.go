@@ -388,7 +388,11 @@ func (ep *endpoint) post(jobs []*job) result {
 	if err != nil {
 		return result{err: err} // a bad URL cannot get better: dead letter
 	}
-	resp, err := d.client.Do(req)
+	client := d.client
+	if ep.batch.MaxSize > 0 {
+		client = d.batchClient
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		if d.ctx.Err() != nil {
 			err = errClosed
