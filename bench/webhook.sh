@@ -9,6 +9,8 @@
 #   none   no web hook rule
 #   up     a message.publish rule, one event per POST, receiver answering 200
 #   batch  the same rule with "batch": {"max_size": 100, "max_delay": "10ms"}
+#   batch1000  the same with "batch": {"max_size": 1000, "max_delay": "100ms"}:
+#          a tenth of the POSTs
 #   down   the per-event rule with nothing listening at the URL: every event
 #          goes to the outbox and stays there (the breaker is open)
 #
@@ -19,7 +21,7 @@
 #
 # Environment (all optional):
 #   SCENARIOS  mqload scenarios             (fanin qos1)
-#   CONFIGS    configurations               (none up batch down)
+#   CONFIGS    configurations               (none up batch down; batch1000 on request)
 #   ROUNDS     rounds per configuration     (3)
 #   DURATION   measured interval per run    (4s)
 #   BUDGET     seconds for the whole run; runs that would not fit are skipped (240)
@@ -66,6 +68,7 @@ write_conf() {
 		case $name in
 		up | down) echo 'web.hook.rule.message.publish.1 = {"action": "on_message_publish"}' ;;
 		batch) echo 'web.hook.rule.message.publish.1 = {"action": "on_message_publish", "batch": {"max_size": 100, "max_delay": "10ms"}}' ;;
+		batch1000) echo 'web.hook.rule.message.publish.1 = {"action": "on_message_publish", "batch": {"max_size": 1000, "max_delay": "100ms"}}' ;;
 		esac
 		if [[ -n ${EXTRA_CONF:-} ]]; then
 			printf '%s\n' "$EXTRA_CONF"
@@ -106,7 +109,7 @@ for round in $(seq 1 "$ROUNDS"); do
 			run_fits || continue
 			port=$(free_port) || die "no free port"
 			rport=$(free_port) || die "no free port"
-			if [[ $conf == up || $conf == batch ]]; then
+			if [[ $conf == up || $conf == batch* ]]; then
 				"$tmp/hookrecv" -addr "127.0.0.1:$rport" >"$tmp/recv.json" 2>"$tmp/recv.log" &
 				recv_pid=$!
 				wait_listen "$rport" "$recv_pid" || die "hookrecv did not start: $(cat "$tmp/recv.log")"
