@@ -122,12 +122,13 @@ var (
 	descHookDeliveries = prometheus.NewDesc("mqgate_webhook_deliveries_total", "Web hook deliveries by endpoint, event and result (queued, delivered, retried, failed, dropped).", []string{"endpoint", "event", "result"}, nil)
 	descHookEPPending  = prometheus.NewDesc("mqgate_webhook_endpoint_pending", "Deliveries waiting for one endpoint or in a request to it.", []string{"endpoint"}, nil)
 	descHookEPOldest   = prometheus.NewDesc("mqgate_webhook_endpoint_oldest_pending_seconds", "Age of the oldest delivery waiting for one endpoint; 0 when none.", []string{"endpoint"}, nil)
+	descHookCommits    = prometheus.NewDesc("mqgate_webhook_outbox_commits_total", "Outbox writes, each taking the events and acknowledgements of one commit interval (web.hook.outbox.commit_interval; longer while every endpoint is down).", nil, nil)
 	descHookEPOpen     = prometheus.NewDesc("mqgate_webhook_endpoint_breaker_open", "1 while the endpoint's circuit breaker holds its deliveries back.", []string{"endpoint"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (w webhookCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descHookPending, descHookBytes, descHookMemory, descHookOldest, descHookBusDropped, descHookInFlight, descHookDeliveries,
+	for _, d := range []*prometheus.Desc{descHookPending, descHookBytes, descHookMemory, descHookOldest, descHookBusDropped, descHookCommits, descHookInFlight, descHookDeliveries,
 		descHookEPPending, descHookEPOldest, descHookEPOpen} {
 		ch <- d
 	}
@@ -141,6 +142,7 @@ func (w webhookCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descHookMemory, prometheus.GaugeValue, float64(st.Memory))
 	ch <- prometheus.MustNewConstMetric(descHookOldest, prometheus.GaugeValue, st.Oldest.Seconds())
 	ch <- prometheus.MustNewConstMetric(descHookBusDropped, prometheus.CounterValue, float64(st.BusDropped))
+	ch <- prometheus.MustNewConstMetric(descHookCommits, prometheus.CounterValue, float64(st.Commits))
 	// Two URLs that differ only in credentials or query share a label
 	// value: their counts are summed.
 	type key struct{ endpoint, event string }

@@ -121,3 +121,47 @@ func TestSpillAtStartAndRecovery(t *testing.T) {
 		t.Fatalf("counts %+v, want 120 queued (loaded) and delivered", c)
 	}
 }
+
+// TestOutageCommitsLessOften: while every endpoint's breaker is open, the
+// outbox writer lets events gather for 100 ms per commit instead of
+// CommitInterval (here 1 ms); once the endpoint is back, it commits at
+// CommitInterval again. Sleeping guarantees a minimum spacing, so the
+// bounds hold on a slow machine too.
+func TestOutageCommitsLessOften(t *testing.T) {
+	rc := newReceiver(t, unavailable)
+	o := spillOptions(t, rc.srv.URL, t.TempDir())
+	o.CommitInterval = time.Millisecond
+	d, bus := startDispatcher(t, o)
+	publishN(bus, []string{"a"}, 0, 1) // opens the breaker
+	waitQueued(t, d, 1)
+	deadline := time.Now().Add(wait)
+	for !d.Stats().State[rc.srv.URL].Open {
+		if time.Now().After(deadline) {
+			t.Fatal("the breaker did not open")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	// One event every 2 ms for 400 ms.
+	publishPaced := func(from, to int) (time.Duration, uint64) {
+		c0 := d.Stats().Commits
+		start := time.Now()
+		for i := from; i < to; i++ {
+			publishN(bus, []string{"b"}, i, i+1)
+			time.Sleep(2 * time.Millisecond)
+		}
+		waitQueued(t, d, to+1)
+		return time.Since(start), d.Stats().Commits - c0
+	}
+	el, n := publishPaced(0, 200)
+	if most := uint64(el/(100*time.Millisecond)) + 2; n > most {
+		t.Fatalf("%d commits in %v of outage, want at most %d (one per 100 ms)", n, el, most)
+	}
+
+	rc.setStatus(nil)
+	rc.waitFor(t, "the backlog", func(rs []request) bool { return len(rs) >= 201 })
+	waitPending(t, d, 0)
+	el, n = publishPaced(200, 400)
+	if least := uint64(el / (100 * time.Millisecond)); n <= least+2 {
+		t.Fatalf("%d commits in %v with the endpoint up: still gathering for 100 ms", n, el)
+	}
+}

@@ -27,6 +27,9 @@ type Stats struct {
 	// BusDropped counts events lost before reaching the outbox because the
 	// bus queue was full.
 	BusDropped uint64
+	// Commits counts the outbox writes: each takes the events and the
+	// acknowledgements gathered in one commit interval.
+	Commits uint64
 	// State maps each endpoint URL to its queue and last failure.
 	State map[string]EndpointState
 }
@@ -118,6 +121,7 @@ func (d *Dispatcher) Stats() Stats {
 	s.Bytes = d.bytes
 	s.Memory = d.mem
 	s.BusDropped = d.busDropped
+	s.Commits = d.commits.Load()
 	if d.sub != nil {
 		s.BusDropped = d.sub.Dropped()
 	}
