@@ -135,8 +135,8 @@ func benchDispatcherDown(b *testing.B, paced bool, sync time.Duration) {
 		case paced && i%100 == 99:
 			next = next.Add(10 * time.Millisecond)
 			time.Sleep(time.Until(next))
-		case !paced && i%1000 == 999:
-			wait(uint64(i + 2)) // keep within the bus queue
+		case !paced && i%20000 == 19999:
+			wait(uint64(i + 2)) // keep within the bus queue (65536), polling Stats rarely
 		}
 	}
 	wait(uint64(b.N + 1))
