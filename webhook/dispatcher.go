@@ -149,6 +149,12 @@ type Dispatcher struct {
 	// to 6 bytes a byte), and growing a guessed buffer per event cost more
 	// than the copy.
 	arena []byte
+	// items and puts are the outbox writer's per-commit lists, reused
+	// like arena: allocating them per commit (100 KB for 1,000 events)
+	// was a tenth of the writer's CPU at 10,000 events/s, most of it the
+	// page faults of fresh memory.
+	items []item
+	puts  []store.Record
 
 	epMu   sync.Mutex
 	eps    map[string]*endpoint
@@ -531,10 +537,10 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 			}
 		}
 	}
-	var items []item
+	items := d.items[:0]
 	arena := d.arena[:0]
 	if n > 0 {
-		items = make([]item, 0, n)
+		items = slices.Grow(items, n)
 		seq := d.q.Reserve(n)
 		now := time.Now()
 		for _, e := range evs {
@@ -558,7 +564,8 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 			}
 		}
 	}
-	puts := make([]store.Record, 0, len(items))
+	puts := slices.Grow(d.puts[:0], len(items))
+	all := items // makeRoom may drop from the front
 	d.mu.Lock()
 	items = d.makeRoom(items)
 	kept := items[:0]
@@ -624,6 +631,14 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 		if it.j != nil {
 			it.ep.enqueue(it.j)
 		}
+	}
+	// Keep the lists, not what they point to (jobs, endpoints, the arena
+	// just dropped), and not a burst's lists.
+	clear(all[:cap(all)])
+	clear(puts[:cap(puts)])
+	d.items, d.puts = all[:0], puts[:0]
+	if cap(all) > maxCommit {
+		d.items, d.puts = nil, nil
 	}
 	d.unspill()
 }
