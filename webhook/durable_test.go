@@ -1,13 +1,16 @@
 package webhook_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -315,5 +318,64 @@ func TestOverflowDuringOutageKeepsLanesSmall(t *testing.T) {
 	s := d.Stats()
 	if lane := s.State[rc.srv.URL].Pending; lane > s.Pending+1 || s.Pending >= n/2 {
 		t.Fatalf("the lane holds %d jobs for %d events pending in the outbox", lane, s.Pending)
+	}
+}
+
+// lockedBuffer is a log destination that goroutines may share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestBusFullCountedAndLogged: the bus queue between the broker and the
+// outbox writer is bounded and the broker never waits for it. Events that
+// find it full are counted (Stats.BusDropped, the metric
+// mqgate_webhook_bus_dropped_total) and logged; every event is either
+// queued and delivered or counted as lost, none disappears unnoticed.
+func TestBusFullCountedAndLogged(t *testing.T) {
+	rc := newReceiver(t, nil)
+	logs := &lockedBuffer{}
+	// A queue of 8, and a writer that lets 300 ms of events gather before
+	// it drains: a burst of 100 overflows it.
+	d, bus := startDispatcher(t, webhook.Options{URL: rc.srv.URL, QueueSize: 8, CommitInterval: 300 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(logs, nil)),
+		Rules:  []webhook.Rule{rule(t, "web.hook.rule.message.publish.1", `{"action": "on_message_publish"}`)}})
+	for i := range 100 {
+		e := events.New()
+		e.Kind, e.FromClientID, e.Topic, e.Payload = events.MessagePublish, "c", "t", []byte(fmt.Sprint(i))
+		bus.Publish(e)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		s := d.Stats()
+		if c := s.Total(events.MessagePublish); c.Delivered+s.BusDropped == 100 && strings.Contains(logs.String(), "events lost before the outbox") {
+			if s.BusDropped == 0 || c.Queued != c.Delivered {
+				t.Fatalf("%d lost on the bus, %+v", s.BusDropped, c)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v, bus dropped %d, log:\n%s", s.Total(events.MessagePublish), s.BusDropped, logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The delivered ones are the first ones, in order.
+	reqs := rc.waitFor(t, "the queued events", func(rs []request) bool { return len(rs) >= int(100-d.Stats().BusDropped) })
+	for i, b := range bodies(t, reqs) {
+		if b["payload"] != fmt.Sprint(i) {
+			t.Fatalf("delivery %d carries payload %v", i, b["payload"])
+		}
 	}
 }
