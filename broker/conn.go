@@ -180,8 +180,11 @@ func (c *conn) readLoop(st *readState, untilConnect bool) (handoff bool) {
 				pooled = readPool.Get().(*[]byte)
 				copy(*pooled, buf[:held])
 				buf = *pooled
-			case pooled != nil && held <= smallBuf && n < len(buf)/2:
-				// A short read: the burst is over, give the buffer back.
+			case pooled != nil && held < smallBuf && need <= smallBuf && n < len(buf)/2:
+				// A short read: the burst is over, give the buffer back,
+				// unless what is held would fill the small buffer (the
+				// next read would ask for nothing and the loop would
+				// spin) or belongs to a packet that needs more.
 				copy(c.small[:], buf[:held])
 				if cap(*pooled) == bigBuf {
 					readPool.Put(pooled)
