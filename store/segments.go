@@ -18,10 +18,11 @@ import (
 // in one directory. A Commit appends its records and its deletions as
 // frames to the newest segment with one write and one fsync (or, with
 // SegmentOptions.SyncInterval, one write now and an fsync at most once per
-// interval); nothing is ever rewritten in place. An index in memory says where each live record
-// is. The oldest segment is removed once none of its records is live; when
-// it holds only a few live records among many dead ones, those are copied
-// forward (same sequence numbers) so that it can go.
+// interval); nothing is ever rewritten in place. An index in memory says
+// where each live record is. The oldest segment is removed once none of
+// its records is live; when it holds only a few live records among many
+// dead ones, those are copied forward (same sequence numbers) so that it
+// can go.
 //
 // Compared with Log (one bbolt file), a commit costs one write(2) and one
 // fsync whatever its size, with no B+tree pages to split, copy and free:
