@@ -152,5 +152,5 @@ echo
 extra=hook_events
 if [[ -n ${PROFILE:-} ]]; then extra="hook_events hook_cpu_pct mqtt_path_msg_per_cpu_s"; fi
 compare_table "$SCENARIOS" "$CONFIGS" "$RESULTS" "$extra"
-echo "ratio = configuration / none, per broker CPU-second; best round = highest msg/s of $ROUNDS rounds of $DURATION"
+echo "ratio = configuration / none, per broker CPU-second, of the best rounds (highest msg/s of $ROUNDS rounds of $DURATION) and the median of the rounds' own ratios; trust the median"
 run_summary
