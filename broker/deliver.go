@@ -192,17 +192,19 @@ func (c *conn) aliasTopic(p *mqtt.Publish) {
 // messageEvent builds a message.* event for client id to.
 func (b *Broker) messageEvent(k events.Kind, m *message, to, reason string) *events.Event {
 	e := events.New() // from the pool: reused once every subscriber released it
-	e.Kind = k
-	e.ClientID = to
-	e.Topic = m.topic
-	e.QoS = m.qos
-	e.Retain = m.retain
-	e.Payload = m.payload
-	e.FromClientID = m.from
-	e.FromUsername = m.fromUser
-	e.FromUserSet = m.userSet
-	e.MessageID = m.id
-	e.MessageTime = m.created
-	e.Reason = reason
+	*e = events.Event{
+		Kind:         k,
+		ClientID:     to,
+		Topic:        m.topic,
+		QoS:          m.qos,
+		Retain:       m.retain,
+		Payload:      m.payload,
+		FromClientID: m.from,
+		FromUsername: m.fromUser,
+		FromUserSet:  m.userSet,
+		MessageID:    m.id,
+		MessageTime:  m.created,
+		Reason:       reason,
+	}
 	return e
 }
