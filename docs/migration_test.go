@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mqgate/mqgate/config"
+	"github.com/mqgate/mqgate/internal/testutil"
 )
 
 // section returns the lines of a Markdown file from the heading that
@@ -181,7 +182,7 @@ func startBroker(t *testing.T) string {
 	}
 	cmd := exec.Command(filepath.Join(binDir, "mqgate"), "serve", "-c", "mqgate.conf")
 	cmd.Dir = dir
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package webhook_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -322,24 +320,6 @@ func TestOverflowDuringOutageKeepsLanesSmall(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log destination that goroutines may share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestBusFullCountedAndLogged: the bus queue between the broker and the
 // outbox writer is bounded and the broker never waits for it. Events that
 // find it full are counted (Stats.BusDropped, the metric
@@ -347,7 +327,7 @@ func (l *lockedBuffer) String() string {
 // queued and delivered or counted as lost, none disappears unnoticed.
 func TestBusFullCountedAndLogged(t *testing.T) {
 	rc := newReceiver(t, nil)
-	logs := &lockedBuffer{}
+	logs := &testutil.SyncBuffer{}
 	// A queue of 8, and a writer that lets 300 ms of events gather before
 	// it drains: a burst of 100 overflows it.
 	d, bus := startDispatcher(t, webhook.Options{URL: rc.srv.URL, QueueSize: 8, CommitInterval: 300 * time.Millisecond,
