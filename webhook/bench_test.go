@@ -121,9 +121,7 @@ func benchDispatcherDown(b *testing.B, paced bool, sync time.Duration) {
 	}
 	publish() // opens the breaker
 	wait(1)
-	for !d.Stats().State[srv.URL].Open {
-		time.Sleep(time.Millisecond)
-	}
+	waitOpen(b, d, srv.URL)
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
 	b.ResetTimer()

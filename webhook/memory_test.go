@@ -155,6 +155,18 @@ func waitQueued(t *testing.T, d *webhook.Dispatcher, n int) {
 	}
 }
 
+// waitOpen waits until the circuit breaker of the endpoint at url is open.
+func waitOpen(t testing.TB, d *webhook.Dispatcher, url string) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !d.Stats().State[url].Open {
+		if time.Now().After(deadline) {
+			t.Fatal("the breaker did not open")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 // TestDispatcherGoroutinesLabelled: the writer, the endpoint workers and
 // the HTTP client's connection goroutines carry the profiler label
 // mqgate=webhook, by which a CPU profile tells the dispatcher's share of
@@ -191,13 +203,7 @@ func TestDownEndpointBodiesNotHeld(t *testing.T) {
 		Rules: []webhook.Rule{rule(t, "web.hook.rule.message.publish.1", `{"action": "on_message_publish"}`)}})
 	bus.Publish(&events.Event{Kind: events.MessagePublish, FromClientID: "c", Topic: "t", Payload: []byte("first")})
 	waitQueued(t, d, 1)
-	deadline := time.Now().Add(wait)
-	for !d.Stats().State[rc.srv.URL].Open {
-		if time.Now().After(deadline) {
-			t.Fatal("the breaker did not open")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitOpen(t, d, rc.srv.URL)
 	held := d.Stats().Memory
 	for i := range 50 {
 		bus.Publish(&events.Event{Kind: events.MessagePublish, FromClientID: "c", Topic: "t", Payload: []byte(fmt.Sprint(i))})

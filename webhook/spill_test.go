@@ -64,13 +64,7 @@ func TestSpillDuringOutage(t *testing.T) {
 	clients := []string{"a", "b", "c"}
 	publishN(bus, clients[:1], 0, 1) // a's first event opens the breaker
 	waitQueued(t, d, 1)
-	deadline := time.Now().Add(wait)
-	for !d.Stats().State[rc.srv.URL].Open {
-		if time.Now().After(deadline) {
-			t.Fatal("the breaker did not open")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	waitOpen(t, d, rc.srv.URL)
 	publishN(bus, clients[:1], 1, 100)
 	publishN(bus, clients[1:], 0, 100)
 	waitQueued(t, d, 300)
@@ -134,13 +128,7 @@ func TestOutageCommitsLessOften(t *testing.T) {
 	d, bus := startDispatcher(t, o)
 	publishN(bus, []string{"a"}, 0, 1) // opens the breaker
 	waitQueued(t, d, 1)
-	deadline := time.Now().Add(wait)
-	for !d.Stats().State[rc.srv.URL].Open {
-		if time.Now().After(deadline) {
-			t.Fatal("the breaker did not open")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	waitOpen(t, d, rc.srv.URL)
 	// One event every 2 ms for 400 ms.
 	publishPaced := func(from, to int) (time.Duration, uint64) {
 		c0 := d.Stats().Commits
