@@ -100,6 +100,9 @@ func TestServePortInUse(t *testing.T) {
 
 var listenRE = regexp.MustCompile(`msg=listening .*addr=(127\.0\.0\.1:\d+)`)
 
+// apiListenRE matches the management API's listening line.
+var apiListenRE = regexp.MustCompile(`msg="management api listening" .*addr=(127\.0\.0\.1:\d+)`)
+
 // TestServeGracefulShutdown runs mqgate serve -cpuprofile in a child
 // process, connects a v5 client, sends SIGTERM and expects DISCONNECT 0x8B,
 // exit status 0 and a CPU profile written out.
@@ -216,7 +219,7 @@ func TestServeSIGHUPReloadsCertificates(t *testing.T) {
 		}
 	}
 	addr := waitLine(regexp.MustCompile(`msg=listening .*addr=(127\.0\.0\.1:\d+)`))[1]
-	apiAddr := waitLine(regexp.MustCompile(`msg="management api listening" .*addr=(127\.0\.0\.1:\d+)`))[1]
+	apiAddr := waitLine(apiListenRE)[1]
 	var out, errb bytes.Buffer
 	if code := run([]string{"ctl", "listeners"}, []string{"MQGATE_CTL_URL=http://" + apiAddr}, &out, &errb); code != 0 {
 		t.Fatalf("mqgate ctl listeners: exit %d: %s", code, errb.String())

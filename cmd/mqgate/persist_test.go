@@ -21,15 +21,24 @@ import (
 // address of its MQTT listener once it logs it.
 func serveChild(t *testing.T, ctx context.Context, dataDir string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, os.Args[0], "serve")
-	cmd.Env = append(os.Environ(),
-		"MQGATE_TEST_MAIN=1",
+	cmd, addrs := startChild(t, ctx, []string{"serve"}, []string{
 		"MQGATE__LISTENER__TCP__EXTERNAL=127.0.0.1:0",
 		"MQGATE__MANAGEMENT__LISTENER__HTTP=127.0.0.1:0",
-		"MQGATE__NODE__DATA_DIR="+dataDir,
+		"MQGATE__NODE__DATA_DIR=" + dataDir,
 		"MQGATE__STORE__SYNC=batch",
 		"MQGATE__MQTT__MAX_MQUEUE_LEN=100000",
-	)
+	}, listenRE)
+	return cmd, addrs[0]
+}
+
+// startChild runs mqgate with args in a child process (the test binary,
+// see TestMain) with env added to the test's environment, killed when the
+// test ends. It returns the process once its log has matched every one of
+// want, with the first submatch of each, in want's order.
+func startChild(t *testing.T, ctx context.Context, args, env []string, want ...*regexp.Regexp) (*exec.Cmd, []string) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	cmd.Env = append(append(os.Environ(), "MQGATE_TEST_MAIN=1"), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -38,25 +47,28 @@ func serveChild(t *testing.T, ctx context.Context, dataDir string) (*exec.Cmd, s
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addrs := make(chan string, 1)
-	re := regexp.MustCompile(`msg=listening .*addr=(127\.0\.0\.1:\d+)`)
+	found := make(chan []string, 1)
 	go func() {
+		got := make([]string, len(want))
+		left := len(want)
 		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case addrs <- m[1]:
-				default:
+		for sc.Scan() { // to the end: the pipe is drained while the child runs
+			for i, re := range want {
+				if m := re.FindStringSubmatch(sc.Text()); m != nil && got[i] == "" {
+					got[i] = m[1]
+					if left--; left == 0 {
+						found <- got // buffered, sent once
+					}
 				}
 			}
 		}
 	}()
 	select {
-	case a := <-addrs:
-		return cmd, a
+	case got := <-found:
+		return cmd, got
 	case <-ctx.Done():
-		t.Fatal("mqgate did not log its listener")
-		return nil, ""
+		t.Fatalf("mqgate %v did not log %v", args, want)
+		return nil, nil
 	}
 }
 

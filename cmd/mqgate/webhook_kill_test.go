@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,43 +22,8 @@ import (
 // it with the addresses of its MQTT listener and management API.
 func serveConfChild(t *testing.T, ctx context.Context, conf string) (cmd *exec.Cmd, mqttAddr, apiAddr string) {
 	t.Helper()
-	cmd = exec.CommandContext(ctx, os.Args[0], "serve", "-c", conf)
-	cmd.Env = append(os.Environ(), "MQGATE_TEST_MAIN=1")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	mqttRE := regexp.MustCompile(`msg=listening .*addr=(127\.0\.0\.1:\d+)`)
-	apiRE := regexp.MustCompile(`msg="management api listening" .*addr=(127\.0\.0\.1:\d+)`)
-	found := make(chan [2]string, 1)
-	go func() {
-		var a [2]string
-		sent := false
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() { // to the end: the pipe is drained while the child runs
-			if m := mqttRE.FindStringSubmatch(sc.Text()); m != nil && a[0] == "" {
-				a[0] = m[1]
-			}
-			if m := apiRE.FindStringSubmatch(sc.Text()); m != nil {
-				a[1] = m[1]
-			}
-			if !sent && a[0] != "" && a[1] != "" {
-				found <- a // buffered
-				sent = true
-			}
-		}
-	}()
-	select {
-	case a := <-found:
-		return cmd, a[0], a[1]
-	case <-ctx.Done():
-		t.Fatal("mqgate did not log its listeners")
-		return nil, "", ""
-	}
+	cmd, addrs := startChild(t, ctx, []string{"serve", "-c", conf}, nil, listenRE, apiListenRE)
+	return cmd, addrs[0], addrs[1]
 }
 
 // metricSum adds up the samples of the metric name whose labels contain
