@@ -360,10 +360,8 @@ func (d *Dispatcher) endpoint(url string, headers map[string]string, b Batch) *e
 func (d *Dispatcher) load() error {
 	var bad []uint64
 	err := d.q.Scan(func(r store.Record) error {
-		var rec record
-		head, body, ok := bytes.Cut(r.Data, []byte{'\n'})
-		err := json.Unmarshal(head, &rec)
-		if !ok || err != nil {
+		rec, body, err := parseRecord(r.Seq, r.Data)
+		if err != nil {
 			d.log.Error("web hook outbox: unreadable record, removing it", "seq", r.Seq, "err", err)
 			bad = append(bad, r.Seq)
 			return nil
@@ -372,7 +370,7 @@ func (d *Dispatcher) load() error {
 		ep := d.endpoint(rec.URL, rec.Headers, Batch{MaxSize: rec.BatchSize, MaxDelay: time.Duration(rec.BatchDelay) * time.Millisecond})
 		d.bytes += int64(len(r.Data))
 		d.count++
-		if ep.spill.len() > 0 || ep.live >= d.o.spillWindow {
+		if d.spills(ep) {
 			ep.spill.push(spilled{seq: r.Seq, created: time.UnixMilli(rec.Time).UnixNano(), size: int64(len(r.Data)), kind: k})
 			return nil
 		}
@@ -412,8 +410,7 @@ func (d *Dispatcher) Kinds() []events.Kind {
 func (d *Dispatcher) Start(bus *events.Bus) {
 	d.sub = bus.Subscribe("webhook", d.o.QueueSize, d.Kinds()...)
 	d.mu.Lock()
-	loaded := make([]*job, 0, d.pending.len())
-	d.pending.each(func(j *job) { loaded = append(loaded, j) })
+	loaded := d.pending.appendFirst(nil, d.pending.len())
 	for _, ep := range d.epList {
 		ep.spill.each(func(s spilled) { ep.counters(s.kind).queued.Add(1) })
 	}
@@ -577,7 +574,7 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 		}
 		d.bytes += size
 		d.count++
-		if ep := it.ep; ep.down.Load() || ep.spill.len() > 0 || ep.live >= d.o.spillWindow {
+		if ep := it.ep; d.spills(ep) {
 			ep.spill.push(spilled{seq: it.seq, created: it.created.UnixNano(), size: size, kind: it.kind})
 		} else {
 			it.j = &job{seq: it.seq, id: string(it.id[:]), client: it.client, event: it.kind, created: it.created, size: size, ep: ep}
@@ -690,10 +687,8 @@ func (d *Dispatcher) unspill() {
 			if err != nil {
 				d.log.Error("web hook outbox: cannot read a pending event back; it is lost", "seq", s.seq, "err", err)
 				d.mu.Lock()
-				d.bytes -= s.size
-				d.count--
+				d.forget(s.seq, s.size)
 				l.ep.live--
-				d.delq = append(d.delq, s.seq)
 				d.mu.Unlock()
 				l.ep.counters(s.kind).dropped.Add(1)
 				continue
@@ -703,12 +698,31 @@ func (d *Dispatcher) unspill() {
 	}
 }
 
+// parseRecord splits stored record seq into its header and its body.
+func parseRecord(seq uint64, data []byte) (record, []byte, error) {
+	var r record
+	head, body, ok := bytes.Cut(data, []byte{'\n'})
+	if !ok {
+		return r, nil, fmt.Errorf("webhook: outbox record %d: no body", seq)
+	}
+	if err := json.Unmarshal(head, &r); err != nil {
+		return r, nil, fmt.Errorf("webhook: outbox record %d: unreadable header: %w", seq, err)
+	}
+	return r, body, nil
+}
+
+// spills reports whether a new event of ep goes to its spill instead of
+// becoming a job: ep is down, has spilled events already (which go first),
+// or holds a full window of jobs. d.mu must be held.
+func (d *Dispatcher) spills(ep *endpoint) bool {
+	return ep.down.Load() || ep.spill.len() > 0 || ep.live >= d.o.spillWindow
+}
+
 // loadJob makes the job of spilled event s of ep from its stored record.
 func (d *Dispatcher) loadJob(ep *endpoint, s spilled, rec []byte) (*job, error) {
-	head, body, ok := bytes.Cut(rec, []byte{'\n'})
-	var r record
-	if err := json.Unmarshal(head, &r); err != nil || !ok {
-		return nil, fmt.Errorf("webhook: outbox record %d: unreadable header: %w", s.seq, err)
+	r, body, err := parseRecord(s.seq, rec)
+	if err != nil {
+		return nil, err
 	}
 	j := &job{seq: s.seq, id: r.ID, client: r.ClientID, event: s.kind, created: time.Unix(0, s.created), size: s.size, ep: ep}
 	d.hold(j, body)
@@ -822,19 +836,13 @@ func (d *Dispatcher) dropOldest() bool {
 	case from != nil:
 		sp := from.spill.front()
 		from.spill.pop()
-		d.bytes -= sp.size
-		d.count--
-		d.delq = append(d.delq, sp.seq)
+		d.forget(sp.seq, sp.size)
 		from.counters(sp.kind).dropped.Add(1)
 	case d.pending.len() > 0:
 		old := d.pending.front()
 		d.pending.pop()
 		if old.done.CompareAndSwap(false, true) { // else acknowledged just now: ack counts it
-			d.bytes -= old.size
-			d.release(old)
-			d.count--
-			old.ep.live--
-			d.delq = append(d.delq, old.seq)
+			d.forgetJob(old)
 			old.ep.counters(old.event).dropped.Add(1)
 		}
 	default:
@@ -924,6 +932,22 @@ func recordHead(url string, headers map[string]string, b Batch) []byte {
 	return append(h, ',')
 }
 
+// forget takes pending delivery seq, of size bytes, out of the outbox's
+// counts and queues its deletion for the next commit. d.mu must be held.
+func (d *Dispatcher) forget(seq uint64, size int64) {
+	d.bytes -= size
+	d.count--
+	d.delq = append(d.delq, seq)
+}
+
+// forgetJob is forget for a job in memory, which also gives back its body's
+// memory and its place in its endpoint's window. d.mu must be held.
+func (d *Dispatcher) forgetJob(j *job) {
+	d.forget(j.seq, j.size)
+	d.release(j)
+	j.ep.live--
+}
+
 // ack removes j from the outbox once it is delivered or dead-lettered. It
 // reports false when j was done already (dropped when the outbox was full).
 func (d *Dispatcher) ack(j *job) bool {
@@ -931,11 +955,7 @@ func (d *Dispatcher) ack(j *job) bool {
 		return false
 	}
 	d.mu.Lock()
-	d.bytes -= j.size
-	d.release(j)
-	d.count--
-	j.ep.live--
-	d.delq = append(d.delq, j.seq)
+	d.forgetJob(j)
 	d.compact()
 	d.mu.Unlock()
 	select {

@@ -39,18 +39,6 @@ func (q *fifo[T]) push(v T) {
 // front returns the first value; the queue must not be empty.
 func (q *fifo[T]) front() T { return q.chunks[0][q.head] }
 
-// at returns the value i places after the front; i < len.
-func (q *fifo[T]) at(i int) T {
-	i += q.head
-	for _, c := range q.chunks {
-		if i < len(c) {
-			return c[i]
-		}
-		i -= len(c)
-	}
-	panic("webhook: fifo index out of range")
-}
-
 // appendFirst appends the first n values to dst; n <= len.
 func (q *fifo[T]) appendFirst(dst []T, n int) []T {
 	for i, c := range q.chunks {

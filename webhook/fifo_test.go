@@ -35,9 +35,9 @@ func TestFIFOMatchesSlice(t *testing.T) {
 			t.Fatalf("step %d: len %d, want %d", step, q.len(), len(model))
 		}
 		if len(model) > 0 {
-			i := rng.IntN(len(model))
-			if q.at(i) != model[i] {
-				t.Fatalf("step %d: at(%d) = %d, want %d", step, i, q.at(i), model[i])
+			n := 1 + rng.IntN(len(model))
+			if got := q.appendFirst(nil, n); !slices.Equal(got, model[:n]) {
+				t.Fatalf("step %d: appendFirst(%d) = %v, want %v", step, n, got, model[:n])
 			}
 		}
 		if step%50 == 0 {
