@@ -104,6 +104,13 @@ type loc struct {
 	n   int32  // data length
 }
 
+// dead counts the record at l out of its segment's live ones.
+func (s *Segments) dead(l loc) {
+	sg := s.seg(l.seg)
+	sg.live--
+	sg.liveBytes -= int64(l.n)
+}
+
 // seg returns the segment numbered num (the newest is the usual one).
 func (s *Segments) seg(num uint64) *segment {
 	if n := len(s.segs); n > 0 && s.segs[n-1].num == num {
@@ -473,16 +480,12 @@ func (s *Segments) commit(put []Record, del []uint64, durable bool) error {
 	}
 	for _, seq := range del {
 		if l, ok := s.index.del(seq); ok {
-			sg := s.seg(l.seg)
-			sg.live--
-			sg.liveBytes -= int64(l.n)
+			s.dead(l)
 		}
 	}
 	for i, r := range put {
 		if old, ok := s.index.put(r.Seq, loc{seg: active.num, off: offs[i], n: int32(len(r.Data))}); ok {
-			sg := s.seg(old.seg)
-			sg.live--
-			sg.liveBytes -= int64(old.n)
+			s.dead(old)
 		}
 		active.live++
 		active.liveBytes += int64(len(r.Data))
@@ -625,10 +628,8 @@ func (s *Segments) Close() error {
 	}
 	s.closed = true
 	var serr error
-	if len(s.segs) > 0 && s.segs[len(s.segs)-1].f != nil {
-		if err := s.syncActive(); err != nil {
-			serr = fmt.Errorf("store: close: %w", err)
-		}
+	if err := s.syncActive(); err != nil { // dirty only with an open newest segment
+		serr = fmt.Errorf("store: close: %w", err)
 	}
 	if s.timer != nil {
 		s.timer.Stop()

@@ -90,10 +90,7 @@ func (x *seqIndex) put(seq uint64, l loc) (loc, bool) {
 		return old, old.seg != 0
 	}
 	if seq < x.base+uint64(x.head) {
-		if x.far == nil {
-			x.far = map[uint64]loc{}
-		}
-		x.far[seq] = l
+		x.toFar(seq, l)
 		return loc{}, false
 	}
 	i := int(seq - x.base)
@@ -104,6 +101,14 @@ func (x *seqIndex) put(seq uint64, l loc) (loc, bool) {
 	*x.slot(i) = l
 	x.live++
 	return loc{}, false
+}
+
+// toFar keeps seq's location in far, outside the window.
+func (x *seqIndex) toFar(seq uint64, l loc) {
+	if x.far == nil {
+		x.far = map[uint64]loc{}
+	}
+	x.far[seq] = l
 }
 
 // reset empties the window and starts it at seq.
@@ -164,10 +169,7 @@ func (x *seqIndex) trim() {
 		half := x.head + n/2
 		for i := x.head; i < half; i++ {
 			if p := x.slot(i); p.seg != 0 {
-				if x.far == nil {
-					x.far = map[uint64]loc{}
-				}
-				x.far[x.base+uint64(i)] = *p
+				x.toFar(x.base+uint64(i), *p)
 				*p = loc{}
 				x.live--
 			}
