@@ -389,6 +389,14 @@ func (b *Broker) attach(c *conn, p *mqtt.Connect, expiry time.Duration, never bo
 	c.sess = s
 	c.aliasOut = nil
 	ack.SessionPresent = present
+	// Counted before the CONNACK goes out, so that a client that has its
+	// CONNACK and asks the HTTP API for stats sees itself counted.
+	b.m.connCount.Add(1)
+	b.m.clientConnected.Add(1)
+	b.m.connackSent.Add(1)
+	if present {
+		b.m.sessionResumed.Add(1)
+	}
 	// Encoded through the concrete type, so that the CONNACK (and its
 	// properties) need not escape to the heap for every connection.
 	bp := writePool.Get().(*[]byte)
@@ -397,11 +405,7 @@ func (b *Broker) attach(c *conn, p *mqtt.Connect, expiry time.Duration, never bo
 		*bp = out[:0]
 	}
 	writePool.Put(bp)
-	b.m.connackSent.Add(1)
-	b.m.connCount.Add(1)
-	b.m.clientConnected.Add(1)
 	if present {
-		b.m.sessionResumed.Add(1)
 		s.resend()
 		s.drain()
 	}

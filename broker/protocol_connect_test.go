@@ -363,3 +363,30 @@ func TestDisconnectWill(t *testing.T) {
 		})
 	}
 }
+
+// TestConnackAfterCounted checks that a client holding its CONNACK is
+// already in the stats: a dashboard or test that connects and then asks
+// for connections.count must see itself, also when resuming a session.
+func TestConnackAfterCounted(t *testing.T) {
+	b, addr := testutil.RunBroker(t, nil)
+	for i := range 100 {
+		id := fmt.Sprintf("counted-%d", i%2)
+		r := testutil.Dial(t, addr, mqtt.V311)
+		a := r.Connect(&mqtt.Connect{ClientID: id, KeepAlive: 30})
+		if a.ReasonCode != mqtt.V3Accepted {
+			t.Fatalf("CONNACK %d", a.ReasonCode)
+		}
+		if n := b.Stats()["connections.count"]; n != 1 {
+			t.Fatalf("connect %d: connections.count = %d right after CONNACK, want 1", i, n)
+		}
+		m := b.Metrics()
+		if m["packets.connack.sent"] != uint64(i+1) || m["client.connected"] != uint64(i+1) {
+			t.Fatalf("connect %d: connack.sent %d, client.connected %d", i, m["packets.connack.sent"], m["client.connected"])
+		}
+		if want := uint64(max(i-1, 0)); m["session.resumed"] != want {
+			t.Fatalf("connect %d: session.resumed = %d, want %d", i, m["session.resumed"], want)
+		}
+		_ = r.Conn.Close()
+		waitFor(t, "the connection to be closed", func() bool { return b.Stats()["connections.count"] == 0 })
+	}
+}
