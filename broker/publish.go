@@ -309,7 +309,7 @@ func (b *Broker) route(m *message, pc *pubCtx) int {
 	sp := matchPool.Get().(*[]topics.Sub)
 	subs := b.index.Match(m.topic, m.from, (*sp)[:0])
 	n := 0
-	var enc encCache
+	enc := encPool.Get().(*encCache)
 	for i := range subs {
 		sub := &subs[i]
 		if sub.Client == nil {
@@ -350,7 +350,7 @@ func (b *Broker) route(m *message, pc *pubCtx) int {
 			qos = m.qos
 		}
 		// [MQTT-3.3.1-12] [MQTT-3.3.1-13] retain as published, else cleared.
-		s.deliver(delivery{msg: m, qos: qos, retain: m.retain && rap, subIDs: ids, enc: &enc, pc: pc})
+		s.deliver(delivery{msg: m, qos: qos, retain: m.retain && rap, subIDs: ids, enc: enc, pc: pc})
 		n++
 	}
 	enc.release()
