@@ -43,6 +43,7 @@ type conn struct {
 	cert transport.Peer
 
 	aclLast *lastDecision // reader goroutine only; nil until the first PUBLISH
+	pub     mqtt.Publish  // reader goroutine only: the PUBLISH being handled
 
 	// Set during CONNECT by the reader, read-only afterwards.
 	version   mqtt.Version
@@ -259,7 +260,15 @@ func (c *conn) parse(buf []byte) (off, need int, err error) {
 			c.setStop(mqtt.ProtocolError, "protocol_error")
 			return off, 0, errStop
 		}
-		pkt, err := mqtt.Decode(h, buf[off+hn:off+total], c.version)
+		var pkt mqtt.Packet
+		if h.Type == mqtt.PUBLISH {
+			// Into the connection's own Publish: handlePublish keeps its
+			// fields' values only, so one packet value serves them all.
+			err = mqtt.DecodePublish(h, buf[off+hn:off+total], c.version, &c.pub)
+			pkt = &c.pub
+		} else {
+			pkt, err = mqtt.Decode(h, buf[off+hn:off+total], c.version)
+		}
 		off += total
 		b.m.packetsReceived.Add(1)
 		if err != nil {

@@ -577,6 +577,71 @@ func TestAllocs(t *testing.T) {
 	}
 }
 
+// DecodePublish gives what Decode gives for every PUBLISH fixture, valid or
+// not, into one reused Publish: nothing of an earlier packet shows through
+// (a v5 packet's properties, a QoS 1 packet id), and what an earlier packet
+// handed out (its topic and payload) is not overwritten.
+func TestDecodePublishReuse(t *testing.T) {
+	var scratch Publish
+	type kept struct {
+		topic   string
+		payload []byte
+		want    *Publish
+	}
+	var all []kept
+	n := 0
+	check := func(name string, raw []byte, v Version) {
+		h, hn, err := ParseFixedHeader(raw)
+		if err != nil || h.Type != PUBLISH || len(raw)-hn != h.Remaining {
+			return
+		}
+		n++
+		want, werr := Decode(h, raw[hn:], v)
+		err = DecodePublish(h, raw[hn:], v, &scratch)
+		if (err == nil) != (werr == nil) || (err != nil && err.Error() != werr.Error()) {
+			t.Fatalf("%s: DecodePublish error %v, Decode error %v", name, err, werr)
+		}
+		if err != nil {
+			return
+		}
+		if !reflect.DeepEqual(&scratch, want) {
+			t.Fatalf("%s: DecodePublish\n got  %#v\n want %#v", name, &scratch, want)
+		}
+		all = append(all, kept{scratch.Topic, scratch.Payload, want.(*Publish)})
+	}
+	for round := range 2 { // the second round decodes over every packet of the first
+		for _, f := range validFixtures {
+			check(fmt.Sprint(f.name, " ", round), f.raw, f.v)
+		}
+		for _, f := range invalidFixtures {
+			check(fmt.Sprint(f.name, " ", round), f.raw, f.v)
+		}
+	}
+	if n < 10 || len(all) < 4 {
+		t.Fatalf("only %d PUBLISH fixtures (%d valid)", n, len(all))
+	}
+	for i, k := range all {
+		if k.topic != k.want.Topic || !bytes.Equal(k.payload, k.want.Payload) {
+			t.Errorf("packet %d: topic %q payload %q changed by later decodes, want %q %q", i, k.topic, k.payload, k.want.Topic, k.want.Payload)
+		}
+	}
+	if err := DecodePublish(FixedHeader{Type: PUBACK, Remaining: 2}, []byte{0, 1}, V311, &scratch); err == nil {
+		t.Error("DecodePublish took a PUBACK")
+	}
+	raw, err := (&Publish{QoS: 1, PacketID: 1, Topic: "sensors/room1/temperature", Payload: make([]byte, 16)}).Encode(nil, V5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, hn, _ := ParseFixedHeader(raw)
+	if allocs := testing.AllocsPerRun(100, func() {
+		if err := DecodePublish(h, raw[hn:], V5, &scratch); err != nil {
+			t.Fatal(err)
+		}
+	}); allocs > 1 {
+		t.Errorf("DecodePublish of a small PUBLISH takes %v allocations, want <= 1 (its topic and payload)", allocs)
+	}
+}
+
 // Decode checks the flags again: a header need not come from
 // ParseFixedHeader.
 func TestDecodeChecksFlags(t *testing.T) {

@@ -33,14 +33,8 @@ import (
 // (answered per filter with SUBACK 0x8F / 0x80, see ValidTopicFilter), and
 // payload UTF-8 validity when the payload format indicator is 1.
 func Decode(h FixedHeader, body []byte, v Version) (Packet, error) {
-	if len(body) != h.Remaining {
-		return nil, malformed("", "%s body is %d bytes, remaining length is %d", h.Type, len(body), h.Remaining)
-	}
-	if err := checkFlags(h.Type, h.Flags); err != nil {
+	if err := checkHeader(h, body, v); err != nil {
 		return nil, err
-	}
-	if h.Type != CONNECT && !validVersion(v) {
-		return nil, protocolError("", "unknown protocol version %d", v)
 	}
 	d := decoder{b: body}
 	switch h.Type {
@@ -293,47 +287,87 @@ func decodeConnack(d *decoder, v Version) (Packet, error) {
 // for callers that hold on to topic names (route caches, alias tables).
 const smallPayload = 256
 
-func decodePublish(d *decoder, flags byte, v Version) (Packet, error) {
-	p := &Publish{
-		Dup:    flags&0x08 != 0,
-		QoS:    flags >> 1 & 0x03,
-		Retain: flags&0x01 != 0,
+// checkHeader checks what the fixed header says against the body and the
+// protocol version, before any packet is decoded.
+func checkHeader(h FixedHeader, body []byte, v Version) error {
+	if len(body) != h.Remaining {
+		return malformed("", "%s body is %d bytes, remaining length is %d", h.Type, len(body), h.Remaining)
 	}
+	if err := checkFlags(h.Type, h.Flags); err != nil {
+		return err
+	}
+	if h.Type != CONNECT && !validVersion(v) {
+		return protocolError("", "unknown protocol version %d", v)
+	}
+	return nil
+}
+
+// DecodePublish is Decode for a PUBLISH packet (h.Type must be PUBLISH),
+// into *p instead of a new packet: p is overwritten whole, also on error.
+// It is for a reader that handles one PUBLISH at a time and keeps only
+// the values of p's fields, never p itself: a broker's read loop then
+// needs no allocation for the packet (the topic and payload still get
+// their own memory, which the caller may keep). It checks what Decode
+// checks.
+func DecodePublish(h FixedHeader, body []byte, v Version, p *Publish) error {
+	*p = Publish{}
+	if h.Type != PUBLISH {
+		return malformed("", "%s is not a PUBLISH", h.Type)
+	}
+	if err := checkHeader(h, body, v); err != nil {
+		return err
+	}
+	d := decoder{b: body}
+	return decodePublishInto(&d, h.Flags, v, p)
+}
+
+func decodePublish(d *decoder, flags byte, v Version) (Packet, error) {
+	p := &Publish{}
+	if err := decodePublishInto(d, flags, v, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func decodePublishInto(d *decoder, flags byte, v Version, p *Publish) error {
+	p.Dup = flags&0x08 != 0
+	p.QoS = flags >> 1 & 0x03
+	p.Retain = flags&0x01 != 0
 	// [MQTT-3.3.1-2] QoS 0 messages have DUP 0.
 	if p.QoS == 0 && p.Dup {
-		return nil, malformed("MQTT-3.3.1-2", "DUP flag on a QoS 0 PUBLISH")
+		return malformed("MQTT-3.3.1-2", "DUP flag on a QoS 0 PUBLISH")
 	}
 	// [MQTT-3.3.2-1] The topic name comes first and is a UTF-8 string.
 	topic, err := d.readStringView("topic name")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// [MQTT-3.3.2-2] [MQTT-4.7.0-1] No wildcards in a topic name.
 	for _, c := range topic {
 		if c == '+' || c == '#' {
-			return nil, &Error{Code: TopicNameInvalid, Rule: "MQTT-3.3.2-2", Msg: fmt.Sprintf("wildcard in topic name %q", topic)}
+			return &Error{Code: TopicNameInvalid, Rule: "MQTT-3.3.2-2", Msg: fmt.Sprintf("wildcard in topic name %q", topic)}
 		}
 	}
 	if p.QoS > 0 {
 		if p.PacketID, err = d.readUint16("packet identifier"); err != nil {
-			return nil, err
+			return err
 		}
 		// [MQTT-2.2.1-3] (5.0; [MQTT-2.3.1-1] in 3.1.1) QoS 1 and 2
 		// PUBLISH packets carry a non-zero packet identifier.
 		if p.PacketID == 0 {
-			return nil, malformed(ruleFor(v, "MQTT-2.2.1-3", "MQTT-2.3.1-1"), "PUBLISH QoS %d with packet identifier 0", p.QoS)
+			return malformed(ruleFor(v, "MQTT-2.2.1-3", "MQTT-2.3.1-1"), "PUBLISH QoS %d with packet identifier 0", p.QoS)
 		}
 	}
 	if v == V5 {
 		if err := decodeProps(d, &publishProps, &p.Props); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	// [MQTT-4.7.3-1] A topic name is at least one character long. In 5.0
 	// an empty topic name stands for the one a Topic Alias maps to, and
 	// without a Topic Alias it is a protocol error (MQTT 5.0 §3.3.2.1).
 	if len(topic) == 0 && !p.Props.Has(PropTopicAlias) {
-		return nil, protocolError("MQTT-4.7.3-1", "empty topic name without topic alias")
+		return protocolError("MQTT-4.7.3-1", "empty topic name without topic alias")
 	}
 	payload := d.b
 	d.b = nil
@@ -356,7 +390,7 @@ func decodePublish(d *decoder, flags byte, v Version) (Packet, error) {
 		p.Payload = make([]byte, len(payload))
 		copy(p.Payload, payload)
 	}
-	return p, nil
+	return nil
 }
 
 func decodeAck(d *decoder, t Type, v Version) (Packet, error) {

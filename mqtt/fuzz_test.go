@@ -36,6 +36,15 @@ func FuzzDecode(f *testing.F) {
 		body := bytes.Clone(raw[n:])
 		p, err := Decode(h, body, v)
 
+		if h.Type == PUBLISH {
+			// Into a Publish that holds a packet already.
+			scratch := Publish{Dup: true, QoS: 2, PacketID: 7, Topic: "old", Payload: []byte("old"),
+				Props: Properties{Present: 1 << PropContentType, ContentType: "old", User: []UserProperty{{"k", "v"}}}}
+			serr := DecodePublish(h, bytes.Clone(body), v, &scratch)
+			if (serr == nil) != (err == nil) || (err == nil && !reflect.DeepEqual(&scratch, p)) {
+				t.Fatalf("Decode = %#v, %v; DecodePublish = %#v, %v", p, err, &scratch, serr)
+			}
+		}
 		rp, rerr := ReadPacket(bytes.NewReader(raw), v, 0)
 		if (err == nil) != (rerr == nil) || !reflect.DeepEqual(p, rp) {
 			t.Fatalf("Decode = %#v, %v; ReadPacket = %#v, %v", p, err, rp, rerr)
