@@ -49,12 +49,12 @@ func (dl *deadLetters) add(ep *endpoint, jobs []*job, res result) {
 			var err error
 			if body, err = ep.d.appendBody(nil, j); err != nil {
 				if !j.done.Load() {
-					ep.d.log.Error("web hook: cannot read a refused event back from the outbox; it is lost", "id", j.id, "err", err)
+					ep.d.log.Error("web hook: cannot read a refused event back from the outbox; it is lost", "id", j.id(), "err", err)
 				}
 				continue
 			}
 		}
-		l := DeadLetter{URL: ep.url, Headers: ep.headers, Batch: ep.batch.MaxSize > 0, ID: j.id, Event: j.event.String(),
+		l := DeadLetter{URL: ep.url, Headers: ep.headers, Batch: ep.batch.MaxSize > 0, ID: j.id(), Event: j.event.String(),
 			ClientID: j.client, Status: res.status, FailedAt: now, Body: body}
 		if res.err != nil {
 			l.Error = res.err.Error()

@@ -113,7 +113,8 @@ const spillWindow = 8192
 // job is one pending delivery in memory.
 type job struct {
 	seq     uint64
-	id      string
+	idText  string   // the event id, when it was read back from a record
+	idBytes [26]byte // the event id of a new event: made a string per request only
 	client  string
 	event   events.Kind
 	created time.Time
@@ -122,6 +123,14 @@ type job struct {
 	mem     int64  // bytes of body counted in Dispatcher.mem; guarded by Dispatcher.mu
 	ep      *endpoint
 	done    atomic.Bool // delivered, dead or dropped
+}
+
+// id returns the event's id.
+func (j *job) id() string {
+	if j.idText != "" {
+		return j.idText
+	}
+	return string(j.idBytes[:])
 }
 
 // Dispatcher turns bus events into web hook POSTs: each matching event is
@@ -374,7 +383,7 @@ func (d *Dispatcher) load() error {
 			ep.spill.push(spilled{seq: r.Seq, created: time.UnixMilli(rec.Time).UnixNano(), size: int64(len(r.Data)), kind: k})
 			return nil
 		}
-		j := &job{seq: r.Seq, id: rec.ID, client: rec.ClientID, event: k, created: time.UnixMilli(rec.Time),
+		j := &job{seq: r.Seq, idText: rec.ID, client: rec.ClientID, event: k, created: time.UnixMilli(rec.Time),
 			size: int64(len(r.Data)), ep: ep}
 		d.hold(j, body)
 		d.pending.push(j)
@@ -577,7 +586,7 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 		if ep := it.ep; d.spills(ep) {
 			ep.spill.push(spilled{seq: it.seq, created: it.created.UnixNano(), size: size, kind: it.kind})
 		} else {
-			it.j = &job{seq: it.seq, id: string(it.id[:]), client: it.client, event: it.kind, created: it.created, size: size, ep: ep}
+			it.j = &job{seq: it.seq, idBytes: it.id, client: it.client, event: it.kind, created: it.created, size: size, ep: ep}
 			d.pending.push(it.j)
 			ep.live++
 		}
@@ -724,7 +733,7 @@ func (d *Dispatcher) loadJob(ep *endpoint, s spilled, rec []byte) (*job, error) 
 	if err != nil {
 		return nil, err
 	}
-	j := &job{seq: s.seq, id: r.ID, client: r.ClientID, event: s.kind, created: time.Unix(0, s.created), size: s.size, ep: ep}
+	j := &job{seq: s.seq, idText: r.ID, client: r.ClientID, event: s.kind, created: time.Unix(0, s.created), size: s.size, ep: ep}
 	d.hold(j, body)
 	return j, nil
 }

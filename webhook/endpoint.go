@@ -384,7 +384,7 @@ func (ep *endpoint) post(jobs []*job) result {
 	}
 	ctx, cancel := context.WithTimeout(d.ctx, d.o.RequestTimeout)
 	defer cancel()
-	req, err := newRequest(ctx, ep.url, ep.headers, first.id, body, d.o.Signer, time.Now())
+	req, err := newRequest(ctx, ep.url, ep.headers, first.id(), body, d.o.Signer, time.Now())
 	if err != nil {
 		return result{err: err} // a bad URL cannot get better: dead letter
 	}
