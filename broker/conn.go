@@ -43,7 +43,7 @@ type conn struct {
 	cert transport.Peer
 
 	aclLast *lastDecision // reader goroutine only; nil until the first PUBLISH
-	pub     mqtt.Publish  // reader goroutine only: the PUBLISH being handled
+	pub     *mqtt.Publish // reader goroutine only: the PUBLISH being handled; nil until the first
 
 	// Set during CONNECT by the reader, read-only afterwards.
 	version   mqtt.Version
@@ -264,8 +264,13 @@ func (c *conn) parse(buf []byte) (off, need int, err error) {
 		if h.Type == mqtt.PUBLISH {
 			// Into the connection's own Publish: handlePublish keeps its
 			// fields' values only, so one packet value serves them all.
-			err = mqtt.DecodePublish(h, buf[off+hn:off+total], c.version, &c.pub)
-			pkt = &c.pub
+			// Made at the first PUBLISH: an idle connection does not
+			// carry it.
+			if c.pub == nil {
+				c.pub = new(mqtt.Publish)
+			}
+			err = mqtt.DecodePublish(h, buf[off+hn:off+total], c.version, c.pub)
+			pkt = c.pub
 		} else {
 			pkt, err = mqtt.Decode(h, buf[off+hn:off+total], c.version)
 		}
