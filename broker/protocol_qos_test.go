@@ -298,3 +298,39 @@ func TestQoS1NoLossWhileClosing(t *testing.T) {
 		}
 	}
 }
+
+// TestRetainedAfterSubackArrivesOnce checks that a message retained right
+// after the subscriber got its SUBACK reaches it once, live (RETAIN clear,
+// no Retain As Published), and is not replayed as well: the replay of
+// retained messages is chosen before the SUBACK goes out. Older retained
+// messages under the filter make the replay long enough for the publish
+// to land in it. The subscription is QoS 0, so that no replay waits for a
+// window of unacknowledged messages.
+func TestRetainedAfterSubackArrivesOnce(t *testing.T) {
+	_, addr := testutil.RunBroker(t, nil)
+	pub := connectClean(t, addr, mqtt.V5, "ra-pub")
+	for i := range 200 {
+		pub.Send(&mqtt.Publish{Topic: fmt.Sprintf("ra/old/%d", i), Retain: true, Payload: []byte("old")})
+	}
+	for round := range 40 {
+		sub := connectClean(t, addr, mqtt.V5, fmt.Sprintf("ra-sub-%d", round))
+		mustSubscribe(t, sub, "ra/#", 0)
+		topic := fmt.Sprintf("ra/new/%d", round)
+		pid := uint16(round + 1)
+		pub.Send(&mqtt.Publish{Topic: topic, QoS: 1, PacketID: pid, Retain: true, Payload: []byte("new")})
+		expectAck(t, pub.Read(), mqtt.PUBACK, pid) // routed: the live copy is queued to sub
+		got := 0
+		for _, p := range barrier(t, sub) {
+			if m, ok := p.(*mqtt.Publish); ok && m.Topic == topic {
+				got++
+				if m.Retain {
+					t.Fatalf("round %d: %s came with RETAIN set: replayed, not live", round, topic)
+				}
+			}
+		}
+		if got != 1 {
+			t.Fatalf("round %d: %s arrived %d times, want once", round, topic, got)
+		}
+		_ = sub.Conn.Close()
+	}
+}

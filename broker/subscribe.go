@@ -11,7 +11,11 @@ import (
 )
 
 // handleSubscribe answers SUBSCRIBE with one SUBACK code per filter, then
-// replays retained messages to the new subscriptions.
+// replays retained messages to the new subscriptions. The retained
+// messages are chosen before the SUBACK goes out: a client that has its
+// SUBACK may publish at once, and a message it retains then reaches the
+// new subscription live; chosen after, it was also replayed, and arrived
+// twice, once with RETAIN set.
 func (c *conn) handleSubscribe(p *mqtt.Subscribe) error {
 	b := c.b
 	b.m.subscribeReceived.Add(1)
@@ -20,7 +24,7 @@ func (c *conn) handleSubscribe(p *mqtt.Subscribe) error {
 		subID = p.Props.SubscriptionIDs[0]
 	}
 	codes := make([]mqtt.ReasonCode, len(p.Subscriptions))
-	var replays []topics.Sub
+	var replays []delivery
 	for i, sub := range p.Subscriptions {
 		code, replay := c.subscribeOne(sub, subID)
 		if c.version != mqtt.V5 && code >= 0x80 {
@@ -28,14 +32,14 @@ func (c *conn) handleSubscribe(p *mqtt.Subscribe) error {
 		}
 		codes[i] = code
 		if replay != nil {
-			replays = append(replays, *replay)
+			replays = c.retainedFor(*replay, replays)
 		}
 	}
 	// [MQTT-3.8.4-1] SUBACK with the same packet id, one code per filter
 	// [MQTT-3.8.4-6].
 	c.writePacket(&mqtt.Suback{PacketID: p.PacketID, ReasonCodes: codes})
-	for _, r := range replays {
-		c.replayRetained(r)
+	for _, d := range replays {
+		c.sess.deliver(d)
 	}
 	return nil
 }
@@ -117,9 +121,9 @@ func (c *conn) subscribeOne(sub mqtt.Subscription, subID uint32) (mqtt.ReasonCod
 	return code, &ts
 }
 
-// replayRetained sends the retained messages matching sub to the session,
-// with the RETAIN flag set [MQTT-3.3.1-8].
-func (c *conn) replayRetained(sub topics.Sub) {
+// retainedFor appends to out the deliveries of the retained messages that
+// match sub, with the RETAIN flag set [MQTT-3.3.1-8].
+func (c *conn) retainedFor(sub topics.Sub, out []delivery) []delivery {
 	b := c.b
 	now := time.Now()
 	var expired []string
@@ -141,7 +145,7 @@ func (c *conn) replayRetained(sub topics.Sub) {
 		if sub.QoS < qos {
 			qos = sub.QoS
 		}
-		c.sess.deliver(delivery{msg: m, qos: qos, retain: true, subIDs: ids})
+		out = append(out, delivery{msg: m, qos: qos, retain: true, subIDs: ids})
 		return true
 	})
 	for _, t := range expired {
@@ -152,6 +156,7 @@ func (c *conn) replayRetained(sub topics.Sub) {
 		}
 		b.retainMu.Unlock()
 	}
+	return out
 }
 
 // handleUnsubscribe removes subscriptions and answers UNSUBACK.
