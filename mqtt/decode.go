@@ -303,7 +303,8 @@ func checkHeader(h FixedHeader, body []byte, v Version) error {
 }
 
 // DecodePublish is Decode for a PUBLISH packet (h.Type must be PUBLISH),
-// into *p instead of a new packet: p is overwritten whole, also on error.
+// into *p instead of a new packet: p is zeroed first, so nothing of an
+// earlier packet remains (after an error it holds what was decoded).
 // It is for a reader that handles one PUBLISH at a time and keeps only
 // the values of p's fields, never p itself: a broker's read loop then
 // needs no allocation for the packet (the topic and payload still get
