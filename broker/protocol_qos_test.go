@@ -334,3 +334,29 @@ func TestRetainedAfterSubackArrivesOnce(t *testing.T) {
 		_ = sub.Conn.Close()
 	}
 }
+
+// TestOneByOneWritesKeepOrder publishes one message per read, each after
+// the last was acknowledged, to a subscriber that reads nothing until the
+// end: 30 MB, more than the loopback socket buffers hold, so the broker's
+// writes to it stop half-way and go on from where the socket stopped while
+// more is queued behind them. Every message must arrive, once, in order.
+func TestOneByOneWritesKeepOrder(t *testing.T) {
+	_, addr := testutil.RunBroker(t, func(o *broker.Options) { o.MaxQueuedBytes = 64 << 20 })
+	sub := connectClean(t, addr, mqtt.V311, "obo-sub")
+	mustSubscribe(t, sub, "obo/#", 0)
+	pub := connectClean(t, addr, mqtt.V311, "obo-pub")
+	const n = 3000
+	payload := bytes.Repeat([]byte("x"), 10_000) // 30 MB: more than loopback socket buffers hold
+	for i := range n {
+		pid := uint16(i%60000 + 1)
+		pub.Send(&mqtt.Publish{Topic: fmt.Sprintf("obo/%d", i), QoS: 1, PacketID: pid, Payload: payload})
+		expectAck(t, pub.Read(), mqtt.PUBACK, pid)
+	}
+	for i := range n {
+		p := readPublish(t, sub)
+		if want := fmt.Sprintf("obo/%d", i); p.Topic != want || !bytes.Equal(p.Payload, payload) {
+			t.Fatalf("message %d: got %s with %d bytes (same payload: %v), want %s", i, p.Topic, len(p.Payload), bytes.Equal(p.Payload, payload), want)
+		}
+	}
+	expectNothing(t, sub, "after the last message")
+}
