@@ -312,6 +312,9 @@ func TestRetainedAfterSubackArrivesOnce(t *testing.T) {
 	for i := range 200 {
 		pub.Send(&mqtt.Publish{Topic: fmt.Sprintf("ra/old/%d", i), Retain: true, Payload: []byte("old")})
 	}
+	// All stored before the first subscriber comes: none of them reaches it
+	// live, before its SUBACK.
+	expectNothing(t, pub, "the retained messages stored")
 	for round := range 40 {
 		sub := connectClean(t, addr, mqtt.V5, fmt.Sprintf("ra-sub-%d", round))
 		mustSubscribe(t, sub, "ra/#", 0)
