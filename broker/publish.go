@@ -352,7 +352,7 @@ func (b *Broker) route(m *message, pc *pubCtx) int {
 			qos = m.qos
 		}
 		// [MQTT-3.3.1-12] [MQTT-3.3.1-13] retain as published, else cleared.
-		s.deliver(delivery{msg: m, qos: qos, retain: m.retain && rap, subIDs: ids, enc: enc, pc: pc})
+		s.deliver(delivery{msg: m, qos: qos, retain: m.retain && rap, subIDs: ids, enc: enc, pc: pc, at: m.created})
 		n++
 	}
 	enc.release()

@@ -163,6 +163,7 @@ type delivery struct {
 	enc    *encCache // shared encodings of this message; may be nil
 	pk     uint64    // the durable entry of a queued message; 0 = none
 	pc     *pubCtx   // the inbound PUBLISH being routed; may be nil
+	at     time.Time // now, when the caller has read the clock already; zero otherwise
 }
 
 // deliver hands d to the session: written at once when the client is online
@@ -231,7 +232,11 @@ func (s *session) send(d delivery) {
 	if d.qos > 0 {
 		pid = s.allocPID()
 		s.sendSeq++
-		om = &outMsg{msg: d.msg, qos: d.qos, retain: d.retain, subIDs: d.subIDs, pid: pid, seq: s.sendSeq, sent: time.Now()}
+		sent := d.at
+		if sent.IsZero() {
+			sent = time.Now()
+		}
+		om = &outMsg{msg: d.msg, qos: d.qos, retain: d.retain, subIDs: d.subIDs, pid: pid, seq: s.sendSeq, sent: sent}
 		if d.qos == 1 {
 			om.state = awaitPuback
 		} else {
@@ -269,6 +274,10 @@ func (s *session) drain() {
 	if s.conn == nil {
 		return
 	}
+	if len(s.queue) == 0 {
+		s.queue = nil // the rule after an acknowledgement: no clock read
+		return
+	}
 	now := time.Now()
 	w := s.window()
 	i := 0
@@ -286,7 +295,7 @@ func (s *session) drain() {
 			}
 			continue
 		}
-		s.send(delivery{msg: q.msg, qos: q.qos, retain: q.retain, subIDs: q.subIDs, pk: q.pk})
+		s.send(delivery{msg: q.msg, qos: q.qos, retain: q.retain, subIDs: q.subIDs, pk: q.pk, at: now})
 		if s.conn == nil {
 			i++
 			break
