@@ -70,7 +70,7 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 		if _, dup := s.awaitRel[p.PacketID]; dup {
 			// [MQTT-4.3.3-9] a resent QoS 2 PUBLISH is not delivered again.
 			s.mu.Unlock()
-			c.writeAck(&mqtt.Ack{PacketType: mqtt.PUBREC, PacketID: p.PacketID}, false, nil)
+			c.writeAck(mqtt.Ack{PacketType: mqtt.PUBREC, PacketID: p.PacketID}, false, nil)
 			return nil
 		}
 		// 3.1.x has no Receive Maximum, so its clients cannot know ours:
@@ -93,9 +93,9 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 		// v5 tells the publisher; 3.1.x has no way to, the message is dropped.
 		switch p.QoS {
 		case 1:
-			c.writeAck(&mqtt.Ack{PacketType: mqtt.PUBACK, PacketID: p.PacketID, ReasonCode: mqtt.NotAuthorized}, false, nil)
+			c.writeAck(mqtt.Ack{PacketType: mqtt.PUBACK, PacketID: p.PacketID, ReasonCode: mqtt.NotAuthorized}, false, nil)
 		case 2:
-			c.writeAck(&mqtt.Ack{PacketType: mqtt.PUBREC, PacketID: p.PacketID, ReasonCode: mqtt.NotAuthorized}, false, nil)
+			c.writeAck(mqtt.Ack{PacketType: mqtt.PUBREC, PacketID: p.PacketID, ReasonCode: mqtt.NotAuthorized}, false, nil)
 		}
 		return nil
 	}
@@ -105,8 +105,9 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 	// an entry of a persistent session): the acknowledgement then waits
 	// until the log says it is durable, and so do the QoS 2 PUBLISH
 	// packets to persistent sessions that routing held in pc.
+	// Without a store nothing is logged or held: no context to allocate.
 	var pc *pubCtx
-	if p.QoS > 0 {
+	if p.QoS > 0 && b.store != nil {
 		pc = &pubCtx{}
 	}
 	n := b.route(m, pc)
@@ -116,7 +117,8 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 	}
 	switch p.QoS {
 	case 1:
-		c.writeAck(&mqtt.Ack{PacketType: mqtt.PUBACK, PacketID: p.PacketID, ReasonCode: code}, pc.logged, pc.held)
+		logged, held := pc.wait()
+		c.writeAck(mqtt.Ack{PacketType: mqtt.PUBACK, PacketID: p.PacketID, ReasonCode: code}, logged, held)
 	case 2:
 		s := c.sess
 		s.mu.Lock()
@@ -132,7 +134,8 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 			pc.logged = true
 		}
 		s.mu.Unlock()
-		c.writeAck(&mqtt.Ack{PacketType: mqtt.PUBREC, PacketID: p.PacketID, ReasonCode: code}, pc.logged, pc.held)
+		logged, held := pc.wait()
+		c.writeAck(mqtt.Ack{PacketType: mqtt.PUBREC, PacketID: p.PacketID, ReasonCode: code}, logged, held)
 	}
 	return nil
 }
@@ -150,16 +153,27 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 //
 // held are the QoS 2 PUBLISH packets to persistent sessions that routing
 // the acknowledged packet produced: they go out in the same callback, first.
-func (c *conn) writeAck(a *mqtt.Ack, durable bool, held []heldWrite) {
+//
+// a is taken by value and encoded through its concrete type, so that an
+// acknowledgement sent at once costs no allocation.
+func (c *conn) writeAck(a mqtt.Ack, durable bool, held []heldWrite) {
 	st := c.b.store
 	if st == nil || (!durable && len(held) == 0 && c.ackWait.Load() == 0) {
-		c.writePacket(a)
+		bp := writePool.Get().(*[]byte)
+		if out, err := a.Encode((*bp)[:0], c.version); err == nil {
+			c.write(out)
+			*bp = out[:0]
+		} else {
+			c.b.log.Error("encode failed", "client", c.clientID, "type", a.Type(), "err", err)
+		}
+		writePool.Put(bp)
 		return
 	}
 	c.ackWait.Add(1)
+	later := a // only this copy goes to the heap, with the callback
 	err := st.Barrier(func() {
 		releaseHeld(held, true)
-		c.writePacket(a)
+		c.writePacket(&later)
 		c.ackWait.Add(-1)
 	})
 	if err != nil {
@@ -188,10 +202,18 @@ func (c *conn) writeRel(a *mqtt.Ack) {
 }
 
 // pubCtx is what routing one inbound QoS 1/2 PUBLISH did that its
-// acknowledgement must wait for.
+// acknowledgement must wait for. It exists only with a store.
 type pubCtx struct {
 	logged bool        // it wrote to the log
 	held   []heldWrite // QoS 2 PUBLISH packets to send once that is durable
+}
+
+// wait returns what the acknowledgement waits for; nothing for a nil pc.
+func (pc *pubCtx) wait() (logged bool, held []heldWrite) {
+	if pc == nil {
+		return false, nil
+	}
+	return pc.logged, pc.held
 }
 
 // heldWrite is an encoded PUBLISH waiting for the log before it goes to c.
@@ -283,7 +305,7 @@ func (c *conn) handleAck(p *mqtt.Ack) error {
 			code = mqtt.PacketIDNotFound
 		}
 		// [MQTT-4.3.3-11] answer PUBREL with PUBCOMP.
-		c.writeAck(&mqtt.Ack{PacketType: mqtt.PUBCOMP, PacketID: p.PacketID, ReasonCode: code}, logged, nil)
+		c.writeAck(mqtt.Ack{PacketType: mqtt.PUBCOMP, PacketID: p.PacketID, ReasonCode: code}, logged, nil)
 		return nil
 	}
 	c.sess.ack(c, p)
