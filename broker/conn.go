@@ -44,6 +44,7 @@ type conn struct {
 
 	aclLast *lastDecision // reader goroutine only; nil until the first PUBLISH
 	pub     *mqtt.Publish // reader goroutine only: the PUBLISH being handled; nil until the first
+	ack     *mqtt.Ack     // reader goroutine only: the PUBACK, PUBREC, PUBREL or PUBCOMP being handled
 
 	// Set during CONNECT by the reader, read-only afterwards.
 	version   mqtt.Version
@@ -260,18 +261,25 @@ func (c *conn) parse(buf []byte) (off, need int, err error) {
 			c.setStop(mqtt.ProtocolError, "protocol_error")
 			return off, 0, errStop
 		}
+		// A PUBLISH or an acknowledgement is decoded into the
+		// connection's own packet value: their handlers keep field values
+		// only, so one serves them all. Each is made at the first such
+		// packet: an idle connection does not carry it.
 		var pkt mqtt.Packet
-		if h.Type == mqtt.PUBLISH {
-			// Into the connection's own Publish: handlePublish keeps its
-			// fields' values only, so one packet value serves them all.
-			// Made at the first PUBLISH: an idle connection does not
-			// carry it.
+		switch h.Type {
+		case mqtt.PUBLISH:
 			if c.pub == nil {
 				c.pub = new(mqtt.Publish)
 			}
 			err = mqtt.DecodePublish(h, buf[off+hn:off+total], c.version, c.pub)
 			pkt = c.pub
-		} else {
+		case mqtt.PUBACK, mqtt.PUBREC, mqtt.PUBREL, mqtt.PUBCOMP:
+			if c.ack == nil {
+				c.ack = new(mqtt.Ack)
+			}
+			err = mqtt.DecodeAck(h, buf[off+hn:off+total], c.version, c.ack)
+			pkt = c.ack
+		default:
 			pkt, err = mqtt.Decode(h, buf[off+hn:off+total], c.version)
 		}
 		off += total

@@ -642,6 +642,64 @@ func TestDecodePublishReuse(t *testing.T) {
 	}
 }
 
+// DecodeAck gives what Decode gives for every PUBACK, PUBREC, PUBREL and
+// PUBCOMP fixture, valid or not, into one reused Ack: nothing of an
+// earlier packet (a v5 reason code or reason string) shows through.
+func TestDecodeAckReuse(t *testing.T) {
+	var scratch Ack
+	n, valid := 0, 0
+	check := func(name string, raw []byte, v Version) {
+		h, hn, err := ParseFixedHeader(raw)
+		if err != nil || len(raw)-hn != h.Remaining {
+			return
+		}
+		switch h.Type {
+		case PUBACK, PUBREC, PUBREL, PUBCOMP:
+		default:
+			return
+		}
+		n++
+		want, werr := Decode(h, raw[hn:], v)
+		err = DecodeAck(h, raw[hn:], v, &scratch)
+		if (err == nil) != (werr == nil) || (err != nil && err.Error() != werr.Error()) {
+			t.Fatalf("%s: DecodeAck error %v, Decode error %v", name, err, werr)
+		}
+		if err != nil {
+			return
+		}
+		valid++
+		if !reflect.DeepEqual(&scratch, want) {
+			t.Fatalf("%s: DecodeAck\n got  %#v\n want %#v", name, &scratch, want)
+		}
+	}
+	for round := range 2 { // the second round decodes over every packet of the first
+		for _, f := range validFixtures {
+			check(fmt.Sprint(f.name, " ", round), f.raw, f.v)
+		}
+		for _, f := range invalidFixtures {
+			check(fmt.Sprint(f.name, " ", round), f.raw, f.v)
+		}
+	}
+	if n < 10 || valid < 4 {
+		t.Fatalf("only %d acknowledgement fixtures (%d valid)", n, valid)
+	}
+	if err := DecodeAck(FixedHeader{Type: PUBLISH, Remaining: 3}, []byte{0, 1, 't'}, V311, &scratch); err == nil {
+		t.Error("DecodeAck took a PUBLISH")
+	}
+	raw, err := (&Ack{PacketType: PUBACK, PacketID: 7, ReasonCode: NoMatchingSubscribers}).Encode(nil, V5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, hn, _ := ParseFixedHeader(raw)
+	if allocs := testing.AllocsPerRun(100, func() {
+		if err := DecodeAck(h, raw[hn:], V5, &scratch); err != nil {
+			t.Fatal(err)
+		}
+	}); allocs != 0 {
+		t.Errorf("DecodeAck takes %v allocations, want 0", allocs)
+	}
+}
+
 // Decode checks the flags again: a header need not come from
 // ParseFixedHeader.
 func TestDecodeChecksFlags(t *testing.T) {

@@ -394,12 +394,37 @@ func decodePublishInto(d *decoder, flags byte, v Version, p *Publish) error {
 	return nil
 }
 
+// DecodeAck is Decode for a PUBACK, PUBREC, PUBREL or PUBCOMP packet, into
+// *a instead of a new packet, as DecodePublish is for PUBLISH: a is zeroed
+// first (after an error it holds what was decoded).
+func DecodeAck(h FixedHeader, body []byte, v Version, a *Ack) error {
+	*a = Ack{}
+	switch h.Type {
+	case PUBACK, PUBREC, PUBREL, PUBCOMP:
+	default:
+		return malformed("", "%s is not an acknowledgement", h.Type)
+	}
+	if err := checkHeader(h, body, v); err != nil {
+		return err
+	}
+	d := decoder{b: body}
+	return decodeAckInto(&d, h.Type, v, a)
+}
+
 func decodeAck(d *decoder, t Type, v Version) (Packet, error) {
-	id, err := d.readUint16("packet identifier")
-	if err != nil {
+	a := &Ack{}
+	if err := decodeAckInto(d, t, v, a); err != nil {
 		return nil, err
 	}
-	a := &Ack{PacketType: t, PacketID: id}
+	return a, nil
+}
+
+func decodeAckInto(d *decoder, t Type, v Version, a *Ack) error {
+	id, err := d.readUint16("packet identifier")
+	if err != nil {
+		return err
+	}
+	a.PacketType, a.PacketID = t, id
 	// MQTT 5.0 §3.4.2.1: with remaining length 2 the reason code is 0x00
 	// (success) and there are no properties; with 3 there are no
 	// properties.
@@ -409,18 +434,18 @@ func decodeAck(d *decoder, t Type, v Version) (Packet, error) {
 		// [MQTT-3.4.2-1] [MQTT-3.5.2-1] [MQTT-3.6.2-1] [MQTT-3.7.2-1]
 		// The reason code is one the packet type defines.
 		if !ackCodes[t].has(a.ReasonCode) {
-			return nil, protocolError("", "reason code 0x%02X is not valid in %s", code, t)
+			return protocolError("", "reason code 0x%02X is not valid in %s", code, t)
 		}
 		if len(d.b) > 0 {
 			if err := decodeProps(d, &ackProps[t], &a.Props); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
 	if err := d.done(t.String()); err != nil {
-		return nil, err
+		return err
 	}
-	return a, nil
+	return nil
 }
 
 func decodeSubscribe(d *decoder, v Version) (Packet, error) {

@@ -45,6 +45,15 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("Decode = %#v, %v; DecodePublish = %#v, %v", p, err, &scratch, serr)
 			}
 		}
+		switch h.Type {
+		case PUBACK, PUBREC, PUBREL, PUBCOMP:
+			scratch := Ack{PacketType: PUBREC, PacketID: 9, ReasonCode: UnspecifiedError,
+				Props: Properties{Present: 1 << PropReasonString, ReasonString: "old"}}
+			serr := DecodeAck(h, bytes.Clone(body), v, &scratch)
+			if (serr == nil) != (err == nil) || (err == nil && !reflect.DeepEqual(&scratch, p)) {
+				t.Fatalf("Decode = %#v, %v; DecodeAck = %#v, %v", p, err, &scratch, serr)
+			}
+		}
 		rp, rerr := ReadPacket(bytes.NewReader(raw), v, 0)
 		if (err == nil) != (rerr == nil) || !reflect.DeepEqual(p, rp) {
 			t.Fatalf("Decode = %#v, %v; ReadPacket = %#v, %v", p, err, rp, rerr)
