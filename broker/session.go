@@ -163,7 +163,10 @@ type delivery struct {
 	enc    *encCache // shared encodings of this message; may be nil
 	pk     uint64    // the durable entry of a queued message; 0 = none
 	pc     *pubCtx   // the inbound PUBLISH being routed; may be nil
-	at     time.Time // now, when the caller has read the clock already; zero otherwise
+	// at is the send time to record for the retry sweep when the caller
+	// has one (a live route: the receipt time; drain: its clock); zero:
+	// send reads the clock.
+	at time.Time
 }
 
 // deliver hands d to the session: written at once when the client is online
