@@ -30,8 +30,10 @@ func (e *encCache) release() {
 		for q := range e.buf[v] {
 			for r := range e.buf[v][q] {
 				if bp := e.buf[v][q][r]; bp != nil {
-					*bp = (*bp)[:0]
-					writePool.Put(bp)
+					if cap(*bp) <= 64<<10 { // a large message's buffer is not kept
+						*bp = (*bp)[:0]
+						writePool.Put(bp)
+					}
 					e.buf[v][q][r] = nil
 				}
 			}
