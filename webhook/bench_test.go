@@ -108,21 +108,36 @@ func benchDispatcherDown(b *testing.B, paced bool, sync time.Duration) {
 	b.Cleanup(srv.Close)
 	d, bus := startDispatcher(b, webhook.Options{Rules: []webhook.Rule{rule(b, "web.hook.rule.message.publish.1", `{"action": "on_message_publish"}`)},
 		URL: srv.URL, BreakerThreshold: 1, MinBackoff: time.Hour, MaxBackoff: time.Hour, MaxBytes: 1 << 30, SyncInterval: sync})
-	payload := []byte(`{"temp":21.5,"hum":40,"ts":1733300000000,"dev":"sensor-0001"}`) // 64 B
-	now := time.Now()
-	publish := func() {
-		e := events.New()
-		e.Kind, e.FromClientID, e.Topic, e.Payload, e.MessageTime = events.MessagePublish, "sensor-0001", "sensors/0001/telemetry", payload, now
-		bus.Publish(e)
-	}
-	wait := func(n uint64) {
+	publish := telemetryEvents(bus)
+	queued := func(n uint64) {
 		for c := d.Stats().Total(events.MessagePublish); c.Queued < n; c = d.Stats().Total(events.MessagePublish) {
 			time.Sleep(time.Millisecond)
 		}
 	}
 	publish() // opens the breaker
-	wait(1)
+	queued(1)
 	waitOpen(b, d, srv.URL)
+	measureEvents(b, paced, publish, queued)
+}
+
+// telemetryEvents returns a function that publishes one message.publish
+// event of a 64-byte telemetry message to bus.
+func telemetryEvents(bus *events.Bus) func() {
+	payload := []byte(`{"temp":21.5,"hum":40,"ts":1733300000000,"dev":"sensor-0001"}`) // 64 B
+	now := time.Now()
+	return func() {
+		e := events.New()
+		e.Kind, e.FromClientID, e.Topic, e.Payload, e.MessageTime = events.MessagePublish, "sensor-0001", "sensors/0001/telemetry", payload, now
+		bus.Publish(e)
+	}
+}
+
+// measureEvents publishes b.N events, in a burst or 100 every 10 ms
+// (paced), and reports CPU, allocations and bytes per event. done(n)
+// waits until the dispatcher has taken n events in all (one was published
+// before); in a burst it is also called every 20,000 events, to stay within
+// the bus queue (65,536) while polling Stats rarely.
+func measureEvents(b *testing.B, paced bool, publish func(), done func(n uint64)) {
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
 	b.ResetTimer()
@@ -135,10 +150,10 @@ func benchDispatcherDown(b *testing.B, paced bool, sync time.Duration) {
 			next = next.Add(10 * time.Millisecond)
 			time.Sleep(time.Until(next))
 		case !paced && i%20000 == 19999:
-			wait(uint64(i + 2)) // keep within the bus queue (65536), polling Stats rarely
+			done(uint64(i + 2))
 		}
 	}
-	wait(uint64(b.N + 1))
+	done(uint64(b.N + 1))
 	cpu := cpuTime() - cpu0
 	b.StopTimer()
 	runtime.ReadMemStats(&ms1)
@@ -169,13 +184,7 @@ func benchDispatcherBatch(b *testing.B, paced bool) {
 	d, bus := startDispatcher(b, webhook.Options{Rules: []webhook.Rule{rule(b, "web.hook.rule.message.publish.1",
 		`{"action": "on_message_publish", "batch": {"max_size": 100, "max_delay": "10ms"}}`)},
 		URL: srv.URL, MaxBytes: 1 << 30})
-	payload := []byte(`{"temp":21.5,"hum":40,"ts":1733300000000,"dev":"sensor-0001"}`) // 64 B
-	now := time.Now()
-	publish := func() {
-		e := events.New()
-		e.Kind, e.FromClientID, e.Topic, e.Payload, e.MessageTime = events.MessagePublish, "sensor-0001", "sensors/0001/telemetry", payload, now
-		bus.Publish(e)
-	}
+	publish := telemetryEvents(bus)
 	delivered := func(n uint64) {
 		for d.Stats().Total(events.MessagePublish).Delivered < n {
 			time.Sleep(time.Millisecond)
@@ -183,26 +192,5 @@ func benchDispatcherBatch(b *testing.B, paced bool) {
 	}
 	publish() // a first delivery: the connection is open before measuring
 	delivered(1)
-	var ms0, ms1 runtime.MemStats
-	runtime.ReadMemStats(&ms0)
-	b.ResetTimer()
-	cpu0 := cpuTime()
-	next := time.Now()
-	for i := range b.N {
-		publish()
-		switch {
-		case paced && i%100 == 99:
-			next = next.Add(10 * time.Millisecond)
-			time.Sleep(time.Until(next))
-		case !paced && i%20000 == 19999:
-			delivered(uint64(i + 2)) // keep within the bus queue
-		}
-	}
-	delivered(uint64(b.N + 1))
-	cpu := cpuTime() - cpu0
-	b.StopTimer()
-	runtime.ReadMemStats(&ms1)
-	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/event")
-	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(b.N), "allocs/event")
-	b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/float64(b.N), "B/event")
+	measureEvents(b, paced, publish, delivered)
 }
