@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -577,6 +578,44 @@ func TestAllocs(t *testing.T) {
 	}
 }
 
+// decodeIntoFixtures decodes every fixture of the given types, valid or
+// not, with into, twice over (the second round decodes over every packet
+// of the first), and checks each against Decode: the same error, or an
+// equal packet, which it hands to kept with Decode's. It returns how many
+// fixtures it decoded and how many of them without error.
+func decodeIntoFixtures(t *testing.T, types []Type, into func(FixedHeader, []byte, Version) (Packet, error), kept func(got, want Packet)) (n, valid int) {
+	t.Helper()
+	check := func(name string, raw []byte, v Version) {
+		h, hn, err := ParseFixedHeader(raw)
+		if err != nil || !slices.Contains(types, h.Type) || len(raw)-hn != h.Remaining {
+			return
+		}
+		n++
+		want, werr := Decode(h, raw[hn:], v)
+		got, err := into(h, raw[hn:], v)
+		if (err == nil) != (werr == nil) || (err != nil && err.Error() != werr.Error()) {
+			t.Fatalf("%s: error %v, Decode error %v", name, err, werr)
+		}
+		if err != nil {
+			return
+		}
+		valid++
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s:\n got  %#v\n want %#v", name, got, want)
+		}
+		kept(got, want)
+	}
+	for round := range 2 {
+		for _, f := range validFixtures {
+			check(fmt.Sprint(f.name, " ", round), f.raw, f.v)
+		}
+		for _, f := range invalidFixtures {
+			check(fmt.Sprint(f.name, " ", round), f.raw, f.v)
+		}
+	}
+	return n, valid
+}
+
 // DecodePublish gives what Decode gives for every PUBLISH fixture, valid or
 // not, into one reused Publish: nothing of an earlier packet shows through
 // (a v5 packet's properties, a QoS 1 packet id), and what an earlier packet
@@ -589,36 +628,13 @@ func TestDecodePublishReuse(t *testing.T) {
 		want    *Publish
 	}
 	var all []kept
-	n := 0
-	check := func(name string, raw []byte, v Version) {
-		h, hn, err := ParseFixedHeader(raw)
-		if err != nil || h.Type != PUBLISH || len(raw)-hn != h.Remaining {
-			return
-		}
-		n++
-		want, werr := Decode(h, raw[hn:], v)
-		err = DecodePublish(h, raw[hn:], v, &scratch)
-		if (err == nil) != (werr == nil) || (err != nil && err.Error() != werr.Error()) {
-			t.Fatalf("%s: DecodePublish error %v, Decode error %v", name, err, werr)
-		}
-		if err != nil {
-			return
-		}
-		if !reflect.DeepEqual(&scratch, want) {
-			t.Fatalf("%s: DecodePublish\n got  %#v\n want %#v", name, &scratch, want)
-		}
+	n, valid := decodeIntoFixtures(t, []Type{PUBLISH}, func(h FixedHeader, body []byte, v Version) (Packet, error) {
+		return &scratch, DecodePublish(h, body, v, &scratch)
+	}, func(_, want Packet) {
 		all = append(all, kept{scratch.Topic, scratch.Payload, want.(*Publish)})
-	}
-	for round := range 2 { // the second round decodes over every packet of the first
-		for _, f := range validFixtures {
-			check(fmt.Sprint(f.name, " ", round), f.raw, f.v)
-		}
-		for _, f := range invalidFixtures {
-			check(fmt.Sprint(f.name, " ", round), f.raw, f.v)
-		}
-	}
-	if n < 10 || len(all) < 4 {
-		t.Fatalf("only %d PUBLISH fixtures (%d valid)", n, len(all))
+	})
+	if n < 10 || valid < 4 {
+		t.Fatalf("only %d PUBLISH fixtures (%d valid)", n, valid)
 	}
 	for i, k := range all {
 		if k.topic != k.want.Topic || !bytes.Equal(k.payload, k.want.Payload) {
@@ -647,39 +663,9 @@ func TestDecodePublishReuse(t *testing.T) {
 // earlier packet (a v5 reason code or reason string) shows through.
 func TestDecodeAckReuse(t *testing.T) {
 	var scratch Ack
-	n, valid := 0, 0
-	check := func(name string, raw []byte, v Version) {
-		h, hn, err := ParseFixedHeader(raw)
-		if err != nil || len(raw)-hn != h.Remaining {
-			return
-		}
-		switch h.Type {
-		case PUBACK, PUBREC, PUBREL, PUBCOMP:
-		default:
-			return
-		}
-		n++
-		want, werr := Decode(h, raw[hn:], v)
-		err = DecodeAck(h, raw[hn:], v, &scratch)
-		if (err == nil) != (werr == nil) || (err != nil && err.Error() != werr.Error()) {
-			t.Fatalf("%s: DecodeAck error %v, Decode error %v", name, err, werr)
-		}
-		if err != nil {
-			return
-		}
-		valid++
-		if !reflect.DeepEqual(&scratch, want) {
-			t.Fatalf("%s: DecodeAck\n got  %#v\n want %#v", name, &scratch, want)
-		}
-	}
-	for round := range 2 { // the second round decodes over every packet of the first
-		for _, f := range validFixtures {
-			check(fmt.Sprint(f.name, " ", round), f.raw, f.v)
-		}
-		for _, f := range invalidFixtures {
-			check(fmt.Sprint(f.name, " ", round), f.raw, f.v)
-		}
-	}
+	n, valid := decodeIntoFixtures(t, []Type{PUBACK, PUBREC, PUBREL, PUBCOMP}, func(h FixedHeader, body []byte, v Version) (Packet, error) {
+		return &scratch, DecodeAck(h, body, v, &scratch)
+	}, func(_, _ Packet) {})
 	if n < 10 || valid < 4 {
 		t.Fatalf("only %d acknowledgement fixtures (%d valid)", n, valid)
 	}
