@@ -36,23 +36,21 @@ func FuzzDecode(f *testing.F) {
 		body := bytes.Clone(raw[n:])
 		p, err := Decode(h, body, v)
 
-		if h.Type == PUBLISH {
-			// Into a Publish that holds a packet already.
-			scratch := Publish{Dup: true, QoS: 2, PacketID: 7, Topic: "old", Payload: []byte("old"),
-				Props: Properties{Present: 1 << PropContentType, ContentType: "old", User: []UserProperty{{"k", "v"}}}}
-			serr := DecodePublish(h, bytes.Clone(body), v, &scratch)
-			if (serr == nil) != (err == nil) || (err == nil && !reflect.DeepEqual(&scratch, p)) {
-				t.Fatalf("Decode = %#v, %v; DecodePublish = %#v, %v", p, err, &scratch, serr)
-			}
-		}
+		// DecodePublish and DecodeAck, into a packet that holds one already.
+		var into Packet
+		var ierr error
 		switch h.Type {
+		case PUBLISH:
+			scratch := &Publish{Dup: true, QoS: 2, PacketID: 7, Topic: "old", Payload: []byte("old"),
+				Props: Properties{Present: 1 << PropContentType, ContentType: "old", User: []UserProperty{{"k", "v"}}}}
+			into, ierr = scratch, DecodePublish(h, bytes.Clone(body), v, scratch)
 		case PUBACK, PUBREC, PUBREL, PUBCOMP:
-			scratch := Ack{PacketType: PUBREC, PacketID: 9, ReasonCode: UnspecifiedError,
+			scratch := &Ack{PacketType: PUBREC, PacketID: 9, ReasonCode: UnspecifiedError,
 				Props: Properties{Present: 1 << PropReasonString, ReasonString: "old"}}
-			serr := DecodeAck(h, bytes.Clone(body), v, &scratch)
-			if (serr == nil) != (err == nil) || (err == nil && !reflect.DeepEqual(&scratch, p)) {
-				t.Fatalf("Decode = %#v, %v; DecodeAck = %#v, %v", p, err, &scratch, serr)
-			}
+			into, ierr = scratch, DecodeAck(h, bytes.Clone(body), v, scratch)
+		}
+		if into != nil && ((ierr == nil) != (err == nil) || (err == nil && !reflect.DeepEqual(into, p))) {
+			t.Fatalf("Decode = %#v, %v; into a used packet: %#v, %v", p, err, into, ierr)
 		}
 		rp, rerr := ReadPacket(bytes.NewReader(raw), v, 0)
 		if (err == nil) != (rerr == nil) || !reflect.DeepEqual(p, rp) {
