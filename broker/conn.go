@@ -352,10 +352,18 @@ func (c *conn) handle(pkt mqtt.Packet) error {
 
 // writePacket encodes p for this connection and queues it.
 func (c *conn) writePacket(p mqtt.Packet) bool {
+	return c.writeEncoded(p.Type(), func(dst []byte) ([]byte, error) { return p.Encode(dst, c.version) })
+}
+
+// writeEncoded queues what encode appends to a pooled buffer. Callers that
+// encode through a concrete packet type in encode keep the packet off the
+// heap (writePacket's interface makes it escape): the CONNACK, and the
+// acknowledgement of every QoS 1 and 2 message.
+func (c *conn) writeEncoded(t mqtt.Type, encode func(dst []byte) ([]byte, error)) bool {
 	bp := writePool.Get().(*[]byte)
-	out, err := p.Encode((*bp)[:0], c.version)
+	out, err := encode((*bp)[:0])
 	if err != nil {
-		c.b.log.Error("encode failed", "client", c.clientID, "type", p.Type(), "err", err)
+		c.b.log.Error("encode failed", "client", c.clientID, "type", t, "err", err)
 		writePool.Put(bp)
 		return false
 	}

@@ -399,12 +399,7 @@ func (b *Broker) attach(c *conn, p *mqtt.Connect, expiry time.Duration, never bo
 	}
 	// Encoded through the concrete type, so that the CONNACK (and its
 	// properties) need not escape to the heap for every connection.
-	bp := writePool.Get().(*[]byte)
-	if out, err := ack.Encode((*bp)[:0], c.version); err == nil {
-		c.write(out)
-		*bp = out[:0]
-	}
-	writePool.Put(bp)
+	c.writeEncoded(mqtt.CONNACK, func(dst []byte) ([]byte, error) { return ack.Encode(dst, c.version) })
 	if present {
 		s.resend()
 		s.drain()

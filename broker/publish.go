@@ -159,14 +159,7 @@ func (c *conn) handlePublish(p *mqtt.Publish) error {
 func (c *conn) writeAck(a mqtt.Ack, durable bool, held []heldWrite) {
 	st := c.b.store
 	if st == nil || (!durable && len(held) == 0 && c.ackWait.Load() == 0) {
-		bp := writePool.Get().(*[]byte)
-		if out, err := a.Encode((*bp)[:0], c.version); err == nil {
-			c.write(out)
-			*bp = out[:0]
-		} else {
-			c.b.log.Error("encode failed", "client", c.clientID, "type", a.Type(), "err", err)
-		}
-		writePool.Put(bp)
+		c.writeEncoded(a.PacketType, func(dst []byte) ([]byte, error) { return a.Encode(dst, c.version) })
 		return
 	}
 	c.ackWait.Add(1)
