@@ -3,9 +3,12 @@ package broker_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mqgate/mqgate/access"
 	"github.com/mqgate/mqgate/broker"
@@ -268,5 +271,58 @@ func TestAuthorizerWillAndSuperuser(t *testing.T) {
 	root.Send(&mqtt.Publish{Topic: "secret/root", Payload: []byte("mine")})
 	if got := payloads(t, barrier(t, root)); fmt.Sprint(got) != "[mine]" {
 		t.Fatalf("superuser got %v", got)
+	}
+}
+
+// TestReplayAuthorizationLeavesRetainedFree checks that while the
+// Authorizer is asked about a retained message's topic for a new
+// subscription's replay (an ACL backend may take its time), other clients
+// can still retain messages: the retained store is not locked across the
+// question. The subscriber then gets the older message replayed and the
+// new one live, each once.
+func TestReplayAuthorizationLeavesRetainedFree(t *testing.T) {
+	asked, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	var gaveUp atomic.Bool // the question outlasted the publish: it waited for it
+	az := access.AuthorizerFunc(func(_ context.Context, req access.Request) access.Decision {
+		if req.Action == access.Subscribe && req.Topic == "rl/old" {
+			once.Do(func() { close(asked) })
+			select {
+			case <-release:
+			case <-time.After(2 * time.Second):
+				gaveUp.Store(true)
+			}
+		}
+		return access.Decision{Verdict: access.Allow}
+	})
+	_, addr := testutil.RunBroker(t, func(o *broker.Options) { o.Authorizer = az })
+	pub := connectClean(t, addr, mqtt.V5, "rl-pub")
+	pub.Send(&mqtt.Publish{Topic: "rl/old", QoS: 1, PacketID: 1, Retain: true, Payload: []byte("old")})
+	expectAck(t, pub.Read(), mqtt.PUBACK, 1)
+	sub := connectClean(t, addr, mqtt.V5, "rl-sub")
+	sub.Send(&mqtt.Subscribe{PacketID: 1, Subscriptions: []mqtt.Subscription{{Filter: "rl/#"}}})
+	select {
+	case <-asked:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the authorizer was never asked about rl/old")
+	}
+	pub.Send(&mqtt.Publish{Topic: "rl/new", QoS: 1, PacketID: 2, Retain: true, Payload: []byte("new")})
+	expectAck(t, pub.Read(), mqtt.PUBACK, 2)
+	close(release)
+	if gaveUp.Load() {
+		t.Fatal("retaining rl/new waited for the replay's authorization of rl/old")
+	}
+	var got []string
+	for _, p := range barrier(t, sub) {
+		switch p := p.(type) {
+		case *mqtt.Suback:
+			got = append(got, "SUBACK")
+		case *mqtt.Publish:
+			got = append(got, fmt.Sprintf("%s retain=%v", p.Topic, p.Retain))
+		}
+	}
+	slices.Sort(got)
+	if want := []string{"SUBACK", "rl/new retain=false", "rl/old retain=true"}; !slices.Equal(got, want) {
+		t.Fatalf("subscriber got %q, want %q", got, want)
 	}
 }

@@ -122,7 +122,10 @@ func (c *conn) subscribeOne(sub mqtt.Subscription, subID uint32) (mqtt.ReasonCod
 }
 
 // retainedFor appends to out the deliveries of the retained messages that
-// match sub, with the RETAIN flag set [MQTT-3.3.1-8].
+// match sub, with the RETAIN flag set [MQTT-3.3.1-8]. The store's read
+// lock is held only to collect them: authorizing each one may wait for an
+// ACL backend, and while a reader waited under that lock no message could
+// be retained or cleared.
 func (c *conn) retainedFor(sub topics.Sub, out []delivery) []delivery {
 	b := c.b
 	now := time.Now()
@@ -131,23 +134,25 @@ func (c *conn) retainedFor(sub topics.Sub, out []delivery) []delivery {
 	if sub.ID != 0 {
 		ids = []uint32{sub.ID}
 	}
+	start := len(out)
 	b.retained.Match(sub.Filter, func(topic string, m *message) bool {
 		if m.expired(now) {
 			expired = append(expired, topic)
 			return true
 		}
-		// A retained message is replayed only if the client may subscribe
-		// to its very topic: a deny on a/secret holds under a grant of a/#.
-		if !c.authorize(access.Subscribe, topic, sub.QoS, false) {
-			return true
-		}
-		qos := m.qos
-		if sub.QoS < qos {
-			qos = sub.QoS
-		}
-		out = append(out, delivery{msg: m, qos: qos, retain: true, subIDs: ids})
+		out = append(out, delivery{msg: m, qos: min(m.qos, sub.QoS), retain: true, subIDs: ids})
 		return true
 	})
+	// A retained message is replayed only if the client may subscribe to
+	// its very topic: a deny on a/secret holds under a grant of a/#.
+	kept := out[:start]
+	for _, d := range out[start:] {
+		if c.authorize(access.Subscribe, d.msg.topic, sub.QoS, false) {
+			kept = append(kept, d)
+		}
+	}
+	clear(out[len(kept):])
+	out = kept
 	for _, t := range expired {
 		b.retainMu.Lock()
 		if m, ok := b.retained.Get(t); ok && m.expired(now) {
