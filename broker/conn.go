@@ -30,6 +30,10 @@ var readPool = sync.Pool{New: func() any { b := make([]byte, bigBuf); return &b 
 
 var writePool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
+// maxPooledWrite is the largest write buffer given back to writePool: a
+// large message's buffer is left to the collector.
+const maxPooledWrite = 64 << 10
+
 // conn is one network connection. Its reader goroutine owns the inbound
 // state and runs the teardown; other goroutines only append outbound bytes
 // (under wmu) or ask it to stop (kick).
@@ -462,7 +466,7 @@ func (c *conn) flush() {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		n, err := c.nc.Write(*buf)
 		c.b.m.bytesSent.Add(uint64(n))
-		if cap(*buf) <= 64<<10 {
+		if cap(*buf) <= maxPooledWrite {
 			spare = buf
 		}
 		if err != nil {

@@ -30,7 +30,7 @@ func (e *encCache) release() {
 		for q := range e.buf[v] {
 			for r := range e.buf[v][q] {
 				if bp := e.buf[v][q][r]; bp != nil {
-					if cap(*bp) <= 64<<10 { // a large message's buffer is not kept
+					if cap(*bp) <= maxPooledWrite {
 						*bp = (*bp)[:0]
 						writePool.Put(bp)
 					}
