@@ -80,12 +80,18 @@ func TestSysTopics(t *testing.T) {
 	}
 
 	// Presence: a 3.1.1 client with a user name, a 5.0 client without.
+	// The second connects once the first one's message has come: the
+	// broker publishes presence after the CONNACK, so two clients'
+	// messages may come in either order.
 	before := time.Now().UnixMilli()
+	presence := map[string]paho3.Message{}
 	named := dialV3(t, addr, "named", func(o *paho3.ClientOptions) {
 		o.SetUsername("alice")
 		o.SetKeepAlive(42 * time.Second)
 	})
+	presence["named"] = sys.nextOn(t, prefix+"clients/named/connected")
 	anon := dialV5(t, addr, &paho.Connect{ClientID: "anon", CleanStart: true, KeepAlive: 17})
+	presence["anon"] = sys.nextOn(t, prefix+"clients/anon/connected")
 	tests := []struct {
 		id       string
 		username any
@@ -96,7 +102,7 @@ func TestSysTopics(t *testing.T) {
 		{"anon", nil, 5, 17},
 	}
 	for _, tt := range tests {
-		m := sys.nextOn(t, prefix+"clients/"+tt.id+"/connected")
+		m := presence[tt.id]
 		var body map[string]any
 		if err := json.Unmarshal(m.Payload(), &body); err != nil {
 			t.Fatalf("%s connected: %v: %s", tt.id, err, m.Payload())
