@@ -24,6 +24,9 @@
 #   CONFIGS    configurations               (none up batch down; batch1000 on request)
 #   ROUNDS     rounds per configuration     (3)
 #   DURATION   measured interval per run    (4s)
+#   WARMUP     load before the measured interval, whole seconds or a
+#              fraction of one (0.5s): a longer one leaves the fresh
+#              process's first page faults and heap growth out of the figure
 #   BUDGET     seconds for the whole run; runs that would not fit are skipped (240)
 #   RESULTS    file to keep the JSON result lines in (default: a temporary file)
 #   EXTRA_CONF config lines added to every configuration, one per line
@@ -42,6 +45,7 @@ SCENARIOS=${SCENARIOS:-"fanin qos1"}
 CONFIGS=${CONFIGS:-"none up batch down"}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-4s}
+WARMUP=${WARMUP:-0.5s}
 BUDGET=${BUDGET:-240}
 
 # shellcheck source=bench/lib.sh
@@ -100,8 +104,10 @@ go build -o "$tmp/mqload" ./bench/cmd/mqload || die "mqload: build failed"
 go build -o "$tmp/hookrecv" ./bench/cmd/hookrecv || die "hookrecv: build failed"
 go build -o "$tmp/mqgate" ./cmd/mqgate || die "mqgate: build failed"
 
-# A run's worst case: DURATION and 6 s.
-run_times 4 6
+# A run's worst case: DURATION, WARMUP and 6 s.
+warm=${WARMUP%s}
+warm=${warm%%.*}
+run_times 4 $((6 + ${warm:-0}))
 
 for round in $(seq 1 "$ROUNDS"); do
 	for scenario in $SCENARIOS; do
@@ -129,7 +135,7 @@ for round in $(seq 1 "$ROUNDS"); do
 			fi
 			timeout "$limit" "${load_pin[@]}" "$tmp/mqload" -addr "127.0.0.1:$port" -pid "$broker_pid" \
 				-scenario "$scenario" -label "$conf" -round "$round" \
-				-duration "$DURATION" -json >"$tmp/run.json"
+				-duration "$DURATION" -warmup "$WARMUP" -json >"$tmp/run.json"
 			rc=$?
 			stop_broker
 			events=0
