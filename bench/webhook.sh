@@ -31,6 +31,13 @@
 #   RESULTS    file to keep the JSON result lines in (default: a temporary file)
 #   EXTRA_CONF config lines added to every configuration, one per line
 #              (e.g. "web.hook.outbox.sync_interval = 0s")
+#   PAIRED     when set, each configuration runs at the same time as a
+#              no-rule broker of its own (both brokers on BROKER_CPUS, both
+#              load generators on LOAD_CPUS), and the median is of these
+#              pairs' ratios: the two share the machine's speed of the
+#              moment, which on a shared machine drifts by 2x within
+#              minutes. For rate-limited scenarios (latency) only: in a
+#              saturating one the two brokers would split the core.
 #   PROFILE    directory to write a broker CPU profile of each run to
 #              (<config>-<scenario>-<round>.prof, for go tool pprof); the
 #              table then also shows the dispatcher's share of the
@@ -47,13 +54,20 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-4s}
 WARMUP=${WARMUP:-0.5s}
 BUDGET=${BUDGET:-240}
+if [[ -n ${PAIRED:-} ]]; then
+	for scenario in $SCENARIOS; do
+		[[ $scenario == latency ]] || { echo "webhook.sh: PAIRED runs two brokers on the same cores at once: scenario $scenario saturates them, use latency" >&2; exit 2; }
+	done
+fi
 
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 bench_setup
-recv_pid=""
+recv_pids=() broker_pids=() load_pids=()
 cleanup() {
-	stop_pid "$recv_pid"
+	for pid in "${load_pids[@]}" "${broker_pids[@]}" "${recv_pids[@]}"; do
+		stop_pid "$pid"
+	done
 	bench_cleanup
 }
 trap cleanup EXIT
@@ -109,47 +123,87 @@ warm=${WARMUP%s}
 warm=${warm%%.*}
 run_times 4 $((6 + ${warm:-0}))
 
+# start_run CONF SCENARIO ROUND SLOT: start CONF's receiver (up and batch
+# configurations), broker and load generator in the background, their pids
+# in the SLOT'th place of recv_pids, broker_pids and load_pids. Returns 1
+# (with the failure in RESULTS) if the broker did not start.
+start_run() {
+	local conf=$1 scenario=$2 round=$3 slot=$4 port rport prof=()
+	port=$(free_port) || die "no free port"
+	rport=$(free_port) || die "no free port"
+	recv_pids[slot]=""
+	if [[ $conf == up || $conf == batch* ]]; then
+		"$tmp/hookrecv" -addr "127.0.0.1:$rport" >"$tmp/recv-$slot.json" 2>"$tmp/recv-$slot.log" &
+		recv_pids[slot]=$!
+		wait_listen "$rport" "${recv_pids[slot]}" || die "hookrecv did not start: $(cat "$tmp/recv-$slot.log")"
+	fi
+	write_conf "$conf" "$port" "$rport" "$tmp/data-$slot"
+	if [[ -n ${PROFILE:-} ]]; then
+		mkdir -p "$PROFILE"
+		prof=(-cpuprofile "$PROFILE/$conf-$scenario-$round.prof")
+	fi
+	if ! start_mqgate "$tmp/$conf.conf" "$tmp/$conf.log" "$port" "${prof[@]}"; then
+		start_failed "$scenario" "$conf" "$round"
+		stop_pid "${recv_pids[slot]}"
+		recv_pids[slot]=""
+		return 1
+	fi
+	broker_pids[slot]=$broker_pid
+	broker_pid=""
+	timeout "$limit" "${load_pin[@]}" "$tmp/mqload" -addr "127.0.0.1:$port" -pid "${broker_pids[slot]}" \
+		-scenario "$scenario" -label "$conf" -round "$round" \
+		-duration "$DURATION" -warmup "$WARMUP" -json >"$tmp/run-$slot.json" &
+	load_pids[slot]=$!
+}
+
+# finish_run CONF SCENARIO ROUND SLOT: wait for the load generator started
+# by start_run in SLOT, stop its broker and receiver, keep the result.
+finish_run() {
+	local conf=$1 scenario=$2 round=$3 slot=$4 rc events=0
+	wait "${load_pids[slot]}"
+	rc=$?
+	load_pids[slot]=""
+	stop_pid "${broker_pids[slot]}"
+	broker_pids[slot]=""
+	if [[ -n ${recv_pids[slot]} ]]; then
+		stop_pid "${recv_pids[slot]}"
+		recv_pids[slot]=""
+		events=$(sed -n 's/.*"events":\([0-9]*\).*/\1/p' "$tmp/recv-$slot.json")
+	fi
+	mv "$tmp/run-$slot.json" "$tmp/run.json"
+	sed -i "s/}\$/,\"hook_events\":${events:-0}}/" "$tmp/run.json"
+	if [[ -n ${PROFILE:-} ]]; then
+		hook_share "$PROFILE/$conf-$scenario-$round.prof" "$tmp/run.json"
+	fi
+	save_result "$scenario" "$conf" "$round" "$rc"
+	rm -rf "$tmp/data-$slot"
+}
+
 for round in $(seq 1 "$ROUNDS"); do
 	for scenario in $SCENARIOS; do
+		if [[ -z ${PAIRED:-} ]]; then
+			for conf in $CONFIGS; do
+				run_fits || continue
+				start_run "$conf" "$scenario" "$round" 0 || continue
+				finish_run "$conf" "$scenario" "$round" 0
+			done
+			continue
+		fi
+		# Paired: each configuration beside its own no-rule broker, both
+		# at once; the pair shares a round number of its own.
+		i=0
 		for conf in $CONFIGS; do
+			i=$((i + 1))
+			[[ $conf != none ]] || continue
 			run_fits || continue
-			port=$(free_port) || die "no free port"
-			rport=$(free_port) || die "no free port"
-			if [[ $conf == up || $conf == batch* ]]; then
-				"$tmp/hookrecv" -addr "127.0.0.1:$rport" >"$tmp/recv.json" 2>"$tmp/recv.log" &
-				recv_pid=$!
-				wait_listen "$rport" "$recv_pid" || die "hookrecv did not start: $(cat "$tmp/recv.log")"
-			fi
-			data=$tmp/data-$conf-$scenario-$round
-			write_conf "$conf" "$port" "$rport" "$data"
-			prof=()
-			if [[ -n ${PROFILE:-} ]]; then
-				mkdir -p "$PROFILE"
-				prof=(-cpuprofile "$PROFILE/$conf-$scenario-$round.prof")
-			fi
-			if ! start_mqgate "$tmp/$conf.conf" "$tmp/$conf.log" "$port" "${prof[@]}"; then
-				start_failed "$scenario" "$conf" "$round"
-				stop_pid "$recv_pid"
-				recv_pid=""
+			pair=$((round * 10 + i))
+			start_run none "$scenario" "$pair" 0 || continue
+			if ! start_run "$conf" "$scenario" "$pair" 1; then
+				finish_run none "$scenario" "$pair" 0
 				continue
 			fi
-			timeout "$limit" "${load_pin[@]}" "$tmp/mqload" -addr "127.0.0.1:$port" -pid "$broker_pid" \
-				-scenario "$scenario" -label "$conf" -round "$round" \
-				-duration "$DURATION" -warmup "$WARMUP" -json >"$tmp/run.json"
-			rc=$?
-			stop_broker
-			events=0
-			if [[ -n $recv_pid ]]; then
-				stop_pid "$recv_pid"
-				recv_pid=""
-				events=$(sed -n 's/.*"events":\([0-9]*\).*/\1/p' "$tmp/recv.json")
-			fi
-			sed -i "s/}\$/,\"hook_events\":${events:-0}}/" "$tmp/run.json"
-			if [[ -n ${PROFILE:-} ]]; then
-				hook_share "$PROFILE/$conf-$scenario-$round.prof" "$tmp/run.json"
-			fi
-			save_result "$scenario" "$conf" "$round" "$rc"
-			rm -rf "$data"
+			finish_run none "$scenario" "$pair" 0
+			finish_run "$conf" "$scenario" "$pair" 1
 		done
 	done
 done
