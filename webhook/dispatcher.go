@@ -121,19 +121,8 @@ type job struct {
 	body    []byte // nil: only in the outbox (see Options.MaxMemory); set before the job is enqueued
 	size    int64  // of the stored record
 	mem     int64  // bytes of body counted in Dispatcher.mem; guarded by Dispatcher.mu
-	slab    *slab  // what holds body when a commit made it; guarded by Dispatcher.mu
 	ep      *endpoint
 	done    atomic.Bool // delivered, dead or dropped
-}
-
-// slab is the one allocation in which a commit keeps the bodies of its new
-// jobs, instead of one allocation per body. It is counted whole in
-// Dispatcher.mem from when it is made until the last of its jobs is
-// released: a slab that one slow job keeps alive after the others were
-// delivered still counts against Options.MaxMemory.
-type slab struct {
-	jobs int   // jobs not yet released; guarded by Dispatcher.mu
-	size int64 // its bytes
 }
 
 // id returns the event's id.
@@ -633,7 +622,11 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 		}
 	}
 	d.mu.Lock()
-	d.holdSlab(kept, !stored)
+	for _, it := range kept {
+		if it.j != nil {
+			d.holdLocked(it.j, it.body, !stored)
+		}
+	}
 	d.mu.Unlock()
 	d.arena = arena[:0]
 	if cap(arena) > 8<<20 {
@@ -768,53 +761,8 @@ func (d *Dispatcher) holdLocked(j *job, body []byte, must bool) {
 	d.mem += n
 }
 
-// holdSlab is holdLocked for the new jobs of a commit, with their bodies
-// copied into one slab: the bodies that fit in Options.MaxMemory, or all of
-// them when must. d.mu must be held.
-func (d *Dispatcher) holdSlab(items []item, must bool) {
-	var size int64
-	n := 0
-	for i := range items {
-		it := &items[i]
-		if it.j == nil {
-			continue
-		}
-		b := int64(len(it.body))
-		if !must && (d.mem+size+b > d.o.MaxMemory || it.j.ep.down.Load()) {
-			it.body = nil // read back from the outbox when posted
-			continue
-		}
-		size += b
-		n++
-	}
-	if n == 0 {
-		return
-	}
-	s := &slab{jobs: n, size: size}
-	buf := make([]byte, 0, size)
-	for i := range items {
-		it := &items[i]
-		if it.j == nil || it.body == nil {
-			continue
-		}
-		at := len(buf)
-		buf = append(buf, it.body...)
-		it.j.body = buf[at:len(buf):len(buf)]
-		it.j.slab = s
-	}
-	d.mem += size
-}
-
-// release forgets j's body from the memory count; a slab leaves it with
-// its last job. d.mu must be held.
+// release forgets j's body from the memory count. d.mu must be held.
 func (d *Dispatcher) release(j *job) {
-	if s := j.slab; s != nil {
-		j.slab = nil
-		if s.jobs--; s.jobs == 0 {
-			d.mem -= s.size
-		}
-		return
-	}
 	d.mem -= j.mem
 	j.mem = 0
 }

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"runtime/pprof"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -217,55 +216,5 @@ func TestDownEndpointBodiesNotHeld(t *testing.T) {
 	reqs := rc.waitFor(t, "every event", func(rs []request) bool { return len(rs) == 51 })
 	if bs := bodies(t, reqs); bs[0]["payload"] != "first" || bs[50]["payload"] != "49" {
 		t.Fatalf("first and last delivered: %v, %v", bs[0]["payload"], bs[50]["payload"])
-	}
-}
-
-// TestCommitBodiesCountedUntilLastJob: the bodies a commit keeps in memory
-// share one allocation, so they stay counted in Stats.Memory until the last
-// of them is delivered. Events of a client the endpoint refuses for a while
-// (503) are interleaved with those of one it accepts: once the accepted
-// client's events are delivered, the memory count is what it was with
-// both pending (the allocation is still alive), and it returns to 0 when
-// the refused client's events are delivered too.
-func TestCommitBodiesCountedUntilLastJob(t *testing.T) {
-	refuse := make(chan struct{})
-	start := make(chan struct{}) // nothing is answered before the count is read
-	rc := newReceiver(t, func(_ int, _ *http.Request, body []byte) (int, http.Header) {
-		<-start
-		select {
-		case <-refuse:
-		default:
-			if strings.Contains(string(body), `"from_client_id":"slow"`) {
-				return http.StatusServiceUnavailable, nil
-			}
-		}
-		return http.StatusOK, nil
-	})
-	answer := sync.OnceFunc(func() { close(start) })
-	t.Cleanup(answer) // before the server's Close, which waits for its handlers
-	d, bus := startDispatcher(t, webhook.Options{URL: rc.srv.URL, PoolSize: 4, BreakerThreshold: 1000,
-		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
-		Rules: []webhook.Rule{rule(t, "web.hook.rule.message.publish.1", `{"action": "on_message_publish"}`)}})
-	const perClient = 20
-	for i := range perClient {
-		for _, c := range []string{"fast", "slow"} {
-			bus.Publish(&events.Event{Kind: events.MessagePublish, FromClientID: c, Topic: "t/" + c,
-				Payload: []byte(fmt.Sprintf("%s-%d", c, i)), Time: time.Now()})
-		}
-	}
-	waitQueued(t, d, 2*perClient)
-	held := d.Stats().Memory
-	answer()
-	if held == 0 {
-		t.Fatal("no body held in memory")
-	}
-	rc.waitFor(t, "the accepted client's events", func(rs []request) bool { return len(rs) == perClient })
-	if got := d.Stats().Memory; got != held {
-		t.Fatalf("memory count %d after the accepted client's events were delivered, want %d: the bodies share one allocation with the pending ones", got, held)
-	}
-	close(refuse)
-	waitPending(t, d, 0)
-	if got := d.Stats().Memory; got != 0 {
-		t.Fatalf("memory count %d with nothing pending, want 0", got)
 	}
 }
