@@ -122,6 +122,7 @@ go build -o "$tmp/mqgate" ./cmd/mqgate || die "mqgate: build failed"
 warm=${WARMUP%s}
 warm=${warm%%.*}
 run_times 4 $((6 + ${warm:-0}))
+limit=$((limit + ${warm:-0} + 1)) # mqload's timeout covers the warm-up too
 
 # start_run CONF SCENARIO ROUND SLOT: start CONF's receiver (up and batch
 # configurations), broker and load generator in the background, their pids
