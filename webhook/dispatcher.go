@@ -107,7 +107,8 @@ type spilled struct {
 }
 
 // spillWindow is how many jobs an endpoint has in memory before its new
-// events spill; loading spilled ones tops it up to this.
+// events spill; loading spilled ones tops it up to this. A batching rule
+// with a larger max_size gets a window of its max_size (endpoint.window).
 const spillWindow = 8192
 
 // job is one pending delivery in memory.
@@ -650,7 +651,7 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 }
 
 // unspill turns spilled events back into jobs, in order, for each endpoint
-// that is up and has fewer than spillWindow jobs, and one job for an
+// that is up and has fewer jobs than its window, and one job for an
 // endpoint that is down and has none left to probe it with. It runs in
 // the outbox writer, the only goroutine that enqueues, so an endpoint's
 // loaded events always go before its newer ones.
@@ -668,7 +669,7 @@ func (d *Dispatcher) unspill() {
 		if ep.spill.len() == 0 {
 			continue
 		}
-		n := d.o.spillWindow - ep.live
+		n := ep.window - ep.live
 		if ep.down.Load() {
 			n = 1 - ep.live
 		}
@@ -724,7 +725,7 @@ func parseRecord(seq uint64, data []byte) (record, []byte, error) {
 // becoming a job: ep is down, has spilled events already (which go first),
 // or holds a full window of jobs. d.mu must be held.
 func (d *Dispatcher) spills(ep *endpoint) bool {
-	return ep.down.Load() || ep.spill.len() > 0 || ep.live >= d.o.spillWindow
+	return ep.down.Load() || ep.spill.len() > 0 || ep.live >= ep.window
 }
 
 // loadJob makes the job of spilled event s of ep from its stored record.

@@ -38,6 +38,11 @@ type endpoint struct {
 	down    atomic.Bool
 	recHead []byte // see recordHead
 
+	// window is how many jobs it has in memory before its new events
+	// spill: the spill window, or a batch's max_size where that is larger,
+	// since a batch can only be made of jobs in memory.
+	window int
+
 	// Guarded by Dispatcher.mu:
 	spill fifo[spilled] // events only in the outbox, oldest first
 	live  int           // jobs in memory that are not done
@@ -73,6 +78,7 @@ type lane struct {
 func newEndpoint(d *Dispatcher, url string, headers map[string]string, b Batch) *endpoint {
 	ep := &endpoint{d: d, url: url, headers: headers, batch: b, lanes: map[string]*lane{}, ctr: map[events.Kind]*counters{}}
 	ep.recHead = recordHead(url, headers, b)
+	ep.window = max(d.o.spillWindow, b.MaxSize)
 	ep.cond = sync.NewCond(&ep.mu)
 	for k := range hookEvents {
 		ep.ctr[k] = &counters{}

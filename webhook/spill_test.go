@@ -153,3 +153,24 @@ func TestOutageCommitsLessOften(t *testing.T) {
 		t.Fatalf("%d commits in %v with the endpoint up: still gathering for 100 ms", n, el)
 	}
 }
+
+// TestBatchLargerThanSpillWindow: a batching rule whose max_size is larger
+// than the spill window still gets whole batches: the endpoint keeps
+// max_size jobs in memory, so 40 events with a window of 16 go in one
+// POST at once, not in batches of 16 after max_delay.
+func TestBatchLargerThanSpillWindow(t *testing.T) {
+	rc := newReceiver(t, nil)
+	d, bus := startDispatcher(t, webhook.WithSpillWindow(webhook.Options{URL: rc.srv.URL, Dir: t.TempDir(),
+		Rules: []webhook.Rule{rule(t, "web.hook.rule.message.publish.1",
+			`{"action": "on_message_publish", "batch": {"max_size": 40, "max_delay": "1m"}}`)}}, 16))
+	publishN(bus, []string{"c"}, 0, 40)
+	reqs := rc.waitFor(t, "one batch of 40", func(rs []request) bool { return len(rs) > 0 })
+	if n := len(bodies(t, reqs[:1])); n != 40 {
+		t.Fatalf("first batch of %d events, want all 40", n)
+	}
+	checkOrder(t, reqs, []string{"c"}, 40)
+	waitPending(t, d, 0)
+	if live, spilled := d.InMemory(); live != 0 || spilled != 0 {
+		t.Fatalf("%d jobs and %d spilled events left", live, spilled)
+	}
+}
