@@ -109,11 +109,7 @@ func benchDispatcherDown(b *testing.B, paced bool, sync time.Duration) {
 	d, bus := startDispatcher(b, webhook.Options{Rules: []webhook.Rule{rule(b, "web.hook.rule.message.publish.1", `{"action": "on_message_publish"}`)},
 		URL: srv.URL, BreakerThreshold: 1, MinBackoff: time.Hour, MaxBackoff: time.Hour, MaxBytes: 1 << 30, SyncInterval: sync})
 	publish := telemetryEvents(bus)
-	queued := func(n uint64) {
-		for c := d.Stats().Total(events.MessagePublish); c.Queued < n; c = d.Stats().Total(events.MessagePublish) {
-			time.Sleep(time.Millisecond)
-		}
-	}
+	queued := waitCount(d, func(c webhook.Counts) uint64 { return c.Queued })
 	publish() // opens the breaker
 	queued(1)
 	waitOpen(b, d, srv.URL)
@@ -129,6 +125,16 @@ func telemetryEvents(bus *events.Bus) func() {
 		e := events.New()
 		e.Kind, e.FromClientID, e.Topic, e.Payload, e.MessageTime = events.MessagePublish, "sensor-0001", "sensors/0001/telemetry", payload, now
 		bus.Publish(e)
+	}
+}
+
+// waitCount returns a function that waits until count, of the
+// message.publish totals in d's Stats, reaches n.
+func waitCount(d *webhook.Dispatcher, count func(webhook.Counts) uint64) func(n uint64) {
+	return func(n uint64) {
+		for count(d.Stats().Total(events.MessagePublish)) < n {
+			time.Sleep(time.Millisecond)
+		}
 	}
 }
 
@@ -185,11 +191,7 @@ func benchDispatcherBatch(b *testing.B, paced bool) {
 		`{"action": "on_message_publish", "batch": {"max_size": 100, "max_delay": "10ms"}}`)},
 		URL: srv.URL, MaxBytes: 1 << 30})
 	publish := telemetryEvents(bus)
-	delivered := func(n uint64) {
-		for d.Stats().Total(events.MessagePublish).Delivered < n {
-			time.Sleep(time.Millisecond)
-		}
-	}
+	delivered := waitCount(d, func(c webhook.Counts) uint64 { return c.Delivered })
 	publish() // a first delivery: the connection is open before measuring
 	delivered(1)
 	measureEvents(b, paced, publish, delivered)
