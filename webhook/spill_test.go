@@ -129,18 +129,7 @@ func TestOutageCommitsLessOften(t *testing.T) {
 	publishN(bus, []string{"a"}, 0, 1) // opens the breaker
 	waitQueued(t, d, 1)
 	waitOpen(t, d, rc.srv.URL)
-	// One event every 2 ms for 400 ms.
-	publishPaced := func(from, to int) (time.Duration, uint64) {
-		c0 := d.Stats().Commits
-		start := time.Now()
-		for i := from; i < to; i++ {
-			publishN(bus, []string{"b"}, i, i+1)
-			time.Sleep(2 * time.Millisecond)
-		}
-		waitQueued(t, d, to+1)
-		return time.Since(start), d.Stats().Commits - c0
-	}
-	el, n := publishPaced(0, 200)
+	el, n := publishPaced(t, d, bus, 0, 200, 1)
 	if most := uint64(el/(100*time.Millisecond)) + 2; n > most {
 		t.Fatalf("%d commits in %v of outage, want at most %d (one per 100 ms)", n, el, most)
 	}
@@ -148,9 +137,60 @@ func TestOutageCommitsLessOften(t *testing.T) {
 	rc.setStatus(nil)
 	rc.waitFor(t, "the backlog", func(rs []request) bool { return len(rs) >= 201 })
 	waitPending(t, d, 0)
-	el, n = publishPaced(200, 400)
+	el, n = publishPaced(t, d, bus, 200, 400, 1)
 	if least := uint64(el / (100 * time.Millisecond)); n <= least+2 {
 		t.Fatalf("%d commits in %v with the endpoint up: still gathering for 100 ms", n, el)
+	}
+}
+
+// publishPaced publishes client b's payloads from to to-1, one every 2 ms,
+// waits until queued (plus the earlier events) are queued, and returns how
+// long that took and how many outbox commits it took.
+func publishPaced(t *testing.T, d *webhook.Dispatcher, bus *events.Bus, from, to, earlier int) (time.Duration, uint64) {
+	t.Helper()
+	c0 := d.Stats().Commits
+	start := time.Now()
+	for i := from; i < to; i++ {
+		publishN(bus, []string{"b"}, i, i+1)
+		time.Sleep(2 * time.Millisecond)
+	}
+	waitQueued(t, d, to+earlier)
+	return time.Since(start), d.Stats().Commits - c0
+}
+
+// TestBatchingCommitsLessOften: when every rule batches, the outbox writer
+// lets events gather for half the shortest max_delay (200 ms and 300 ms:
+// 100 ms) instead of CommitInterval (1 ms), and every event still arrives
+// once, in order; one rule that posts each event on its own brings
+// CommitInterval back.
+func TestBatchingCommitsLessOften(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		connected string // the second rule's
+		lazy      bool
+	}{
+		{"every rule batches", `{"action": "on_client_connected", "batch": {"max_size": 10, "max_delay": 300}}`, true},
+		{"one rule does not", `{"action": "on_client_connected"}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := newReceiver(t, nil)
+			d, bus := startDispatcher(t, webhook.Options{URL: rc.srv.URL, Dir: t.TempDir(), CommitInterval: time.Millisecond,
+				Rules: []webhook.Rule{
+					rule(t, "web.hook.rule.message.publish.1", `{"action": "on_message_publish", "batch": {"max_size": 1000, "max_delay": "200ms"}}`),
+					rule(t, "web.hook.rule.client.connected.1", tc.connected),
+				}})
+			el, n := publishPaced(t, d, bus, 0, 200, 0)
+			windows := uint64(el / (100 * time.Millisecond))
+			if tc.lazy && n > windows+2 {
+				t.Fatalf("%d commits in %v, want at most %d (one per 100 ms)", n, el, windows+2)
+			}
+			if !tc.lazy && n <= windows+2 {
+				t.Fatalf("%d commits in %v: gathering for 100 ms though a rule does not batch", n, el)
+			}
+			reqs := rc.waitFor(t, "every event", func(rs []request) bool { return len(bodies(t, rs)) >= 200 })
+			checkOrder(t, reqs, []string{"b"}, 200)
+			waitPending(t, d, 0)
+		})
 	}
 }
 
