@@ -61,6 +61,10 @@ var kindNames = [...]string{
 	MessageDropped:      "message.dropped",
 }
 
+// NumKinds is one more than the largest Kind: the length of an array
+// indexed by Kind.
+const NumKinds = int(numKinds)
+
 // String returns the EMQX-style name, e.g. "client.connected".
 func (k Kind) String() string {
 	if k > 0 && k < numKinds {

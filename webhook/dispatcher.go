@@ -152,7 +152,7 @@ type Dispatcher struct {
 	// endpoint uses it, so the bigger buffers are few.
 	batchClient *http.Client
 	dead        *deadLetters
-	rules       map[events.Kind][]ruleRT
+	rules       [events.NumKinds][]ruleRT // by the kind they post; an array, read per event
 	// groupWait is how long the outbox writer lets events gather before a
 	// commit: CommitInterval, or batchCommitInterval when that is longer.
 	groupWait time.Duration
@@ -252,13 +252,12 @@ func New(o Options) (*Dispatcher, error) {
 		}
 	}
 	d := &Dispatcher{
-		o:     o,
-		log:   o.Logger,
-		rules: map[events.Kind][]ruleRT{},
-		ids:   newIDSource(),
-		eps:   map[string]*endpoint{},
-		kick:  make(chan struct{}, 1),
-		dead:  &deadLetters{path: filepath.Join(o.Dir, DeadFile)},
+		o:    o,
+		log:  o.Logger,
+		ids:  newIDSource(),
+		eps:  map[string]*endpoint{},
+		kick: make(chan struct{}, 1),
+		dead: &deadLetters{path: filepath.Join(o.Dir, DeadFile)},
 	}
 	d.client = &http.Client{Transport: newTransport(o.PoolSize, o.TLS, 0)}
 	d.batchClient = &http.Client{Transport: newTransport(o.PoolSize, o.TLS, batchWriteBuffer)}
@@ -416,11 +415,12 @@ func (d *Dispatcher) load() error {
 
 // Kinds returns the event kinds that some rule posts.
 func (d *Dispatcher) Kinds() []events.Kind {
-	out := make([]events.Kind, 0, len(d.rules))
-	for k := range d.rules {
-		out = append(out, k)
+	var out []events.Kind
+	for k, rs := range d.rules {
+		if len(rs) > 0 {
+			out = append(out, events.Kind(k))
+		}
 	}
-	slices.Sort(out)
 	return out
 }
 

@@ -31,7 +31,7 @@ type endpoint struct {
 	url     string
 	headers map[string]string
 	batch   Batch
-	ctr     map[events.Kind]*counters // read-only after creation
+	ctr     [events.NumKinds]*counters // the hookEvents' (others nil); read-only after creation
 	// down is set while the breaker is open (from its opening to the
 	// first success after it): the outbox writer then keeps the endpoint's
 	// new bodies on disk only, since they wait anyway.
@@ -76,7 +76,7 @@ type lane struct {
 }
 
 func newEndpoint(d *Dispatcher, url string, headers map[string]string, b Batch) *endpoint {
-	ep := &endpoint{d: d, url: url, headers: headers, batch: b, lanes: map[string]*lane{}, ctr: map[events.Kind]*counters{}}
+	ep := &endpoint{d: d, url: url, headers: headers, batch: b, lanes: map[string]*lane{}}
 	ep.recHead = recordHead(url, headers, b)
 	ep.window = max(d.o.spillWindow, b.MaxSize)
 	ep.cond = sync.NewCond(&ep.mu)
@@ -87,8 +87,8 @@ func newEndpoint(d *Dispatcher, url string, headers map[string]string, b Batch) 
 }
 
 func (ep *endpoint) counters(k events.Kind) *counters {
-	if c, ok := ep.ctr[k]; ok {
-		return c
+	if int(k) < len(ep.ctr) && ep.ctr[k] != nil {
+		return ep.ctr[k]
 	}
 	return ep.ctr[events.MessagePublish] // unreachable: every posted kind is in hookEvents
 }

@@ -51,19 +51,18 @@ var hookEvents = map[events.Kind]bool{
 }
 
 // actionNames holds the body action of each kind, made once: every body
-// starts with one.
-var actionNames = func() map[events.Kind]string {
-	m := map[events.Kind]string{}
+// starts with one. An array, not a map: it is read for every event.
+var actionNames = func() (a [events.NumKinds]string) {
 	for _, k := range events.Kinds() {
-		m[k] = strings.ReplaceAll(k.String(), ".", "_")
+		a[k] = strings.ReplaceAll(k.String(), ".", "_")
 	}
-	return m
+	return a
 }()
 
 // actionName returns the body action of k: client.connected → client_connected.
 func actionName(k events.Kind) string {
-	if a, ok := actionNames[k]; ok {
-		return a
+	if int(k) < len(actionNames) && actionNames[k] != "" {
+		return actionNames[k]
 	}
 	return strings.ReplaceAll(k.String(), ".", "_")
 }

@@ -68,6 +68,10 @@ func (d *Dispatcher) Stats() Stats {
 			s.Endpoints[ep.url] = m
 		}
 		for k, c := range ep.ctr {
+			if c == nil {
+				continue
+			}
+			k := events.Kind(k)
 			old := m[k.String()]
 			m[k.String()] = Counts{
 				Queued:    old.Queued + c.queued.Load(),
