@@ -212,6 +212,15 @@ done
 echo
 extra=hook_events
 if [[ -n ${PROFILE:-} ]]; then extra="hook_events hook_cpu_pct mqtt_path_msg_per_cpu_s"; fi
-compare_table "$SCENARIOS" "$CONFIGS" "$RESULTS" "$extra"
+# The table compares with its first configuration: in paired runs that is
+# the no-rule brokers of the pairs, wherever CONFIGS names none, if at all.
+table_configs=$CONFIGS
+if [[ -n ${PAIRED:-} ]]; then
+	table_configs=none
+	for conf in $CONFIGS; do
+		[[ $conf == none ]] || table_configs+=" $conf"
+	done
+fi
+compare_table "$SCENARIOS" "$table_configs" "$RESULTS" "$extra"
 echo "ratio = configuration / none, per broker CPU-second, of the best rounds (highest msg/s of $ROUNDS rounds of $DURATION) and the median of the rounds' own ratios; trust the median"
 run_summary
