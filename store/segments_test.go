@@ -81,6 +81,39 @@ func TestSegmentsLocked(t *testing.T) {
 	}
 }
 
+// TestSegmentNumbersBounded: a segment number that the index cannot hold
+// (beyond 32 bits) is refused at open with the file's name, and a store
+// whose numbers are used up refuses to roll, with the records it has kept.
+func TestSegmentNumbersBounded(t *testing.T) {
+	dir := t.TempDir()
+	far := SegmentPath(dir, maxSegment+1, segSuffix)
+	if err := os.WriteFile(far, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenSegments(dir, SegmentOptions{}); err == nil || !strings.Contains(err.Error(), far) {
+		t.Fatalf("open with segment %d: %v, want an error naming %s", uint64(maxSegment+1), err, far)
+	}
+
+	s := openSeg(t, t.TempDir(), SegmentOptions{SegmentSize: 64, NoSync: true})
+	defer s.Close()
+	put := func() error {
+		return s.Commit([]Record{{Seq: s.Reserve(1), Data: bytes.Repeat([]byte("x"), 100)}}, nil)
+	}
+	if err := put(); err != nil {
+		t.Fatal(err)
+	}
+	s.num = maxSegment // as if the store had rolled that often
+	if err := put(); err == nil || !strings.Contains(err.Error(), "used up") {
+		t.Fatalf("commit needing segment %d: %v, want used up", uint64(maxSegment+1), err)
+	}
+	if err := put(); err == nil || !strings.Contains(err.Error(), "used up") {
+		t.Fatalf("second commit needing segment %d: %v, want used up again", uint64(maxSegment+1), err)
+	}
+	if n, _ := s.Len(); n != 1 {
+		t.Fatalf("%d records, want the first one kept", n)
+	}
+}
+
 // TestSegmentsRollDropAndSeq fills many small segments, deletes
 // everything, and checks that the dead segments are removed and that
 // sequence numbers keep growing across a reopen although every segment

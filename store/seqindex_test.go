@@ -187,7 +187,7 @@ func TestSegmentsFIFONotCompacted(t *testing.T) {
 	defer s.Close()
 	data := make([]byte, 100)
 	const window = 200
-	first := map[uint64]uint64{} // seq → the segment it was written to
+	first := map[uint64]uint32{} // seq → the segment it was written to
 	for i := uint64(1); i <= 3000; i++ {
 		seq := s.Reserve(1)
 		var del []uint64
