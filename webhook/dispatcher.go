@@ -98,13 +98,13 @@ type record struct {
 
 // spilled is a pending delivery that is only in the outbox: while its
 // endpoint is down, or behind by more than spillWindow jobs, a new event
-// costs this entry (no pointer, nothing for the collector to scan) instead
-// of a job; the outbox writer turns entries back into jobs, in order, as
+// costs this entry (24 bytes, no pointer, nothing for the collector to
+// scan) instead of a job; the outbox writer turns entries back into jobs, in order, as
 // the endpoint takes them.
 type spilled struct {
 	seq     uint64
-	created int64 // Unix nanoseconds
-	size    int64
+	created int64  // Unix nanoseconds
+	size    uint32 // of the record: at most a packet's size, escaped
 	kind    events.Kind
 }
 
@@ -389,7 +389,7 @@ func (d *Dispatcher) load() error {
 		d.bytes += int64(len(r.Data))
 		d.count++
 		if d.spills(ep) {
-			ep.spill.push(spilled{seq: r.Seq, created: time.UnixMilli(rec.Time).UnixNano(), size: int64(len(r.Data)), kind: k})
+			ep.spill.push(spilled{seq: r.Seq, created: time.UnixMilli(rec.Time).UnixNano(), size: uint32(len(r.Data)), kind: k})
 			return nil
 		}
 		j := &job{seq: r.Seq, idText: rec.ID, client: rec.ClientID, event: k, created: time.UnixMilli(rec.Time),
@@ -618,7 +618,7 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 		d.bytes += size
 		d.count++
 		if ep := it.ep; d.spills(ep) {
-			ep.spill.push(spilled{seq: it.seq, created: it.created.UnixNano(), size: size, kind: it.kind})
+			ep.spill.push(spilled{seq: it.seq, created: it.created.UnixNano(), size: uint32(size), kind: it.kind})
 		} else {
 			it.j = &job{seq: it.seq, idBytes: it.id, client: it.client, event: it.kind, created: it.created, size: size, ep: ep}
 			d.pending.push(it.j)
@@ -731,7 +731,7 @@ func (d *Dispatcher) unspill() {
 			if err != nil {
 				d.log.Error("web hook outbox: cannot read a pending event back; it is lost", "seq", s.seq, "err", err)
 				d.mu.Lock()
-				d.forget(s.seq, s.size)
+				d.forget(s.seq, int64(s.size))
 				l.ep.live--
 				d.mu.Unlock()
 				l.ep.counters(s.kind).dropped.Add(1)
@@ -768,7 +768,7 @@ func (d *Dispatcher) loadJob(ep *endpoint, s spilled, rec []byte) (*job, error) 
 	if err != nil {
 		return nil, err
 	}
-	j := &job{seq: s.seq, idText: r.ID, client: r.ClientID, event: s.kind, created: time.Unix(0, s.created), size: s.size, ep: ep}
+	j := &job{seq: s.seq, idText: r.ID, client: r.ClientID, event: s.kind, created: time.Unix(0, s.created), size: int64(s.size), ep: ep}
 	d.hold(j, body)
 	return j, nil
 }
@@ -880,7 +880,7 @@ func (d *Dispatcher) dropOldest() bool {
 	case from != nil:
 		sp := from.spill.front()
 		from.spill.pop()
-		d.forget(sp.seq, sp.size)
+		d.forget(sp.seq, int64(sp.size))
 		from.counters(sp.kind).dropped.Add(1)
 	case d.pending.len() > 0:
 		old := d.pending.front()
