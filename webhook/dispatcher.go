@@ -99,8 +99,8 @@ type record struct {
 // spilled is a pending delivery that is only in the outbox: while its
 // endpoint is down, or behind by more than spillWindow jobs, a new event
 // costs this entry (24 bytes, no pointer, nothing for the collector to
-// scan) instead of a job; the outbox writer turns entries back into jobs, in order, as
-// the endpoint takes them.
+// scan) instead of a job; the outbox writer turns entries back into jobs,
+// in order, as the endpoint takes them.
 type spilled struct {
 	seq     uint64
 	created int64  // Unix nanoseconds
