@@ -144,8 +144,8 @@ func TestOutageCommitsLessOften(t *testing.T) {
 }
 
 // publishPaced publishes client b's payloads from to to-1, one every 2 ms,
-// waits until queued (plus the earlier events) are queued, and returns how
-// long that took and how many outbox commits it took.
+// waits until all of them and the earlier events published before are
+// queued, and returns how long that took and how many outbox commits.
 func publishPaced(t *testing.T, d *webhook.Dispatcher, bus *events.Bus, from, to, earlier int) (time.Duration, uint64) {
 	t.Helper()
 	c0 := d.Stats().Commits

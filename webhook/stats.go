@@ -67,11 +67,11 @@ func (d *Dispatcher) Stats() Stats {
 			m = map[string]Counts{}
 			s.Endpoints[ep.url] = m
 		}
-		for k, c := range ep.ctr {
+		for i, c := range ep.ctr {
 			if c == nil {
 				continue
 			}
-			k := events.Kind(k)
+			k := events.Kind(i)
 			old := m[k.String()]
 			m[k.String()] = Counts{
 				Queued:    old.Queued + c.queued.Load(),
