@@ -122,7 +122,7 @@ var (
 	descHookDeliveries = prometheus.NewDesc("mqgate_webhook_deliveries_total", "Web hook deliveries by endpoint, event and result (queued, delivered, retried, failed, dropped).", []string{"endpoint", "event", "result"}, nil)
 	descHookEPPending  = prometheus.NewDesc("mqgate_webhook_endpoint_pending", "Deliveries waiting for one endpoint or in a request to it.", []string{"endpoint"}, nil)
 	descHookEPOldest   = prometheus.NewDesc("mqgate_webhook_endpoint_oldest_pending_seconds", "Age of the oldest delivery waiting for one endpoint; 0 when none.", []string{"endpoint"}, nil)
-	descHookCommits    = prometheus.NewDesc("mqgate_webhook_outbox_commits_total", "Outbox writes, each taking the events and acknowledgements of one commit interval (web.hook.outbox.commit_interval; longer while every endpoint is down or when every rule batches).", nil, nil)
+	descHookCommits    = prometheus.NewDesc("mqgate_webhook_outbox_commits_total", "Outbox writes, each taking the events and acknowledgements of one commit interval (web.hook.outbox.commit_interval; longer while every endpoint is down or while only batched events come).", nil, nil)
 	descHookEPOpen     = prometheus.NewDesc("mqgate_webhook_endpoint_breaker_open", "1 while the endpoint's circuit breaker holds its deliveries back.", []string{"endpoint"}, nil)
 )
 

@@ -40,7 +40,7 @@ var webhookKeys = []Key{
 	{Name: "web.hook.outbox.max_memory", Kind: Bytesize, Default: "32MB",
 		Doc: "Most bytes of pending event bodies also held in memory; the bodies of the events beyond it (an endpoint down for a while, a backlog after a restart) are read back from the outbox when they are posted."},
 	{Name: "web.hook.outbox.commit_interval", Kind: Duration, Default: "10ms",
-		Doc: "How long new events gather before one write commits them to the outbox (fsynced per web.hook.outbox.sync_interval); at least 100ms while every endpoint's breaker is open, and at least half the shortest batch max_delay (at most 100ms) when every rule batches: longer saves writes and wake-ups and adds as much to delivery latency; 0s commits what has arrived at once; events not yet committed are lost if the process dies."},
+		Doc: "How long new events gather before one write commits them to the outbox (fsynced per web.hook.outbox.sync_interval); at least 100ms while every endpoint's breaker is open, and at least half the shortest batch max_delay (at most 100ms) when rules batch, except after an event of a rule that does not: longer saves writes and wake-ups and adds as much to delivery latency; 0s commits what has arrived at once; events not yet committed are lost if the process dies."},
 	{Name: "web.hook.outbox.sync_interval", Kind: Duration, Default: "1s",
 		Doc: "Longest time between the outbox's fsyncs: each commit writes its events to the file, which keeps them if the broker process dies, and they are fsynced, which keeps them if the machine crashes, within this interval (Redis's appendfsync everysec); 0s fsyncs every commit."},
 	{Name: "web.hook.outbox.overflow", Kind: Enum, Default: "drop_oldest", Enum: []string{"drop_oldest", "drop_new"},

@@ -52,8 +52,8 @@ type Options struct {
 	// negative = no wait. Longer costs fewer writes and wake-ups and adds
 	// that much to each delivery's latency; events not yet committed are
 	// lost if the process dies. The writer waits longer while every
-	// endpoint is down (outageCommitInterval) and when every rule batches
-	// (batchCommitInterval).
+	// endpoint is down (outageCommitInterval), and when rules batch
+	// (batchCommitInterval) except for the events of rules that do not.
 	CommitInterval time.Duration
 	// SyncInterval spaces the outbox's fsyncs (store.SegmentOptions):
 	// each commit writes its events to the file, which keeps them if the
@@ -156,7 +156,13 @@ type Dispatcher struct {
 	// groupWait is how long the outbox writer lets events gather before a
 	// commit: CommitInterval, or batchCommitInterval when that is longer.
 	groupWait time.Duration
-	ids       idSource // used by the outbox writer only
+	// prompt marks the kinds that some rule posts one by one while other
+	// rules batch (groupWait > CommitInterval): an event of one of them
+	// cuts the writer's wait down to CommitInterval (see gather).
+	prompt [events.NumKinds]bool
+	wake   <-chan struct{} // the subscription's signal for the prompt kinds
+	timer  *time.Timer     // gather's, stopped between waits
+	ids    idSource        // used by the outbox writer only
 	// arena is where the outbox writer encodes the records of one commit,
 	// reused from one commit to the next. A body is copied out of it, at
 	// its exact size, only when it is kept in memory: a body's size is not
@@ -279,6 +285,13 @@ func New(o Options) (*Dispatcher, error) {
 	d.groupWait = o.CommitInterval
 	if o.CommitInterval > 0 {
 		d.groupWait = max(o.CommitInterval, batchCommitInterval(o.Rules))
+	}
+	if d.groupWait > o.CommitInterval {
+		for _, r := range o.Rules {
+			if r.Batch.MaxSize == 0 {
+				d.prompt[r.Event] = true
+			}
+		}
 	}
 	q, err := store.OpenSegments(filepath.Join(o.Dir, OutboxDir), store.SegmentOptions{NoSync: o.NoSync, SyncInterval: max(o.SyncInterval, 0), Logger: d.log})
 	if err != nil {
@@ -428,6 +441,17 @@ func (d *Dispatcher) Kinds() []events.Kind {
 // left pending by a previous run.
 func (d *Dispatcher) Start(bus *events.Bus) {
 	d.sub = bus.Subscribe("webhook", d.o.QueueSize, d.Kinds()...)
+	var prompt []events.Kind
+	for k, p := range d.prompt {
+		if p {
+			prompt = append(prompt, events.Kind(k))
+		}
+	}
+	if len(prompt) > 0 {
+		d.wake = d.sub.Prompt(prompt...)
+		d.timer = time.NewTimer(time.Hour)
+		d.timer.Stop()
+	}
 	d.mu.Lock()
 	loaded := d.pending.appendFirst(nil, d.pending.len())
 	for _, ep := range d.epList {
@@ -462,21 +486,24 @@ const maxCommit = 4096
 const outageCommitInterval = 100 * time.Millisecond
 
 // batchCommitInterval is how long events may gather before a commit when
-// every rule batches: half the shortest max_delay, at most
-// outageCommitInterval; 0 when some rule posts each event on its own. A
-// batch waits for its max_delay counted from its first event's arrival,
+// rules batch: half the shortest max_delay, at most outageCommitInterval;
+// 0 when no rule batches. A batch waits for its max_delay counted from its first event's arrival,
 // not from its commit, so a batch is posted no later for it. What it
 // saves is most of the commits' fixed costs (a timer wake-up, a write, the
 // bookkeeping): with a 1,000 / 100 ms batch at 10,000 events/s, committing
 // every 50 ms instead of 10 ms gave the broker 4-8% more messages per
 // CPU-second. The price is the same as outageCommitInterval's: a process
 // that dies loses up to this much of the events not yet committed instead
-// of CommitInterval.
+// of CommitInterval. The kinds of the rules that do not batch keep
+// CommitInterval: the writer's wait is cut short when one of their events
+// comes (Dispatcher.prompt), so an EMQX 4 configuration that posts every
+// lifecycle event on its own and batches message.publish commits at this
+// interval while no client connects.
 func batchCommitInterval(rules []Rule) time.Duration {
 	least := time.Duration(-1)
 	for _, r := range rules {
 		if r.Batch.MaxSize == 0 {
-			return 0
+			continue
 		}
 		if least < 0 || r.Batch.MaxDelay < least {
 			least = r.Batch.MaxDelay
@@ -518,11 +545,7 @@ func (d *Dispatcher) run() {
 			// events of the window instead of one per event, and for the
 			// acknowledgements of the deliveries that end meanwhile (a
 			// kick).
-			wait := d.groupWait
-			if d.allDown() {
-				wait = max(wait, outageCommitInterval)
-			}
-			time.Sleep(wait) // caps wake-ups and writes at one per interval
+			d.gather(evs)
 		}
 	drain:
 		for open && len(evs) < maxCommit {
@@ -545,6 +568,40 @@ func (d *Dispatcher) run() {
 		if !open {
 			return
 		}
+	}
+}
+
+// gather lets events gather on the bus queue before a commit, first (the
+// events taken so far) among them: for groupWait, or outageCommitInterval
+// while every endpoint's breaker is open. An event of a prompt kind, in
+// first or coming meanwhile, shortens the wait to CommitInterval from when
+// it came. The wait caps the writer's wake-ups and writes at one per
+// interval.
+func (d *Dispatcher) gather(first []*events.Event) {
+	wait := d.groupWait
+	if d.allDown() {
+		time.Sleep(max(wait, outageCommitInterval)) // nothing is delivered before a probe succeeds
+		return
+	}
+	if d.wake == nil || wait <= d.o.CommitInterval {
+		time.Sleep(wait)
+		return
+	}
+	for _, e := range first {
+		if d.prompt[e.Kind] {
+			time.Sleep(d.o.CommitInterval)
+			return
+		}
+	}
+	start := time.Now()
+	d.timer.Reset(wait)
+	select {
+	case <-d.timer.C:
+	case <-d.wake:
+		// A signal may be left from an event that an earlier commit took;
+		// it costs one commit sooner than needed, never one later.
+		d.timer.Stop()
+		time.Sleep(min(d.o.CommitInterval, wait-time.Since(start)))
 	}
 }
 

@@ -129,7 +129,7 @@ func TestOutageCommitsLessOften(t *testing.T) {
 	publishN(bus, []string{"a"}, 0, 1) // opens the breaker
 	waitQueued(t, d, 1)
 	waitOpen(t, d, rc.srv.URL)
-	el, n := publishPaced(t, d, bus, 0, 200, 1)
+	el, n := publishPaced(t, d, bus, 0, 200, 1, 0)
 	if most := uint64(el/(100*time.Millisecond)) + 2; n > most {
 		t.Fatalf("%d commits in %v of outage, want at most %d (one per 100 ms)", n, el, most)
 	}
@@ -137,58 +137,76 @@ func TestOutageCommitsLessOften(t *testing.T) {
 	rc.setStatus(nil)
 	rc.waitFor(t, "the backlog", func(rs []request) bool { return len(rs) >= 201 })
 	waitPending(t, d, 0)
-	el, n = publishPaced(t, d, bus, 200, 400, 1)
+	el, n = publishPaced(t, d, bus, 200, 400, 1, 0)
 	if least := uint64(el / (100 * time.Millisecond)); n <= least+2 {
 		t.Fatalf("%d commits in %v with the endpoint up: still gathering for 100 ms", n, el)
 	}
 }
 
 // publishPaced publishes client b's payloads from to to-1, one every 2 ms,
-// waits until all of them and the earlier events published before are
-// queued, and returns how long that took and how many outbox commits.
-func publishPaced(t *testing.T, d *webhook.Dispatcher, bus *events.Bus, from, to, earlier int) (time.Duration, uint64) {
+// and after every connectedEvery-th of them (unless 0) a client.connected
+// event of client c; it waits until all the payloads and the earlier ones
+// published before are queued, and returns how long that took and how many
+// outbox commits.
+func publishPaced(t *testing.T, d *webhook.Dispatcher, bus *events.Bus, from, to, earlier, connectedEvery int) (time.Duration, uint64) {
 	t.Helper()
 	c0 := d.Stats().Commits
 	start := time.Now()
 	for i := from; i < to; i++ {
 		publishN(bus, []string{"b"}, i, i+1)
+		if connectedEvery > 0 && (i+1)%connectedEvery == 0 {
+			e := events.New()
+			e.Kind, e.ClientID = events.ClientConnected, "c"
+			bus.Publish(e)
+		}
 		time.Sleep(2 * time.Millisecond)
 	}
 	waitQueued(t, d, to+earlier)
 	return time.Since(start), d.Stats().Commits - c0
 }
 
-// TestBatchingCommitsLessOften: when every rule batches, the outbox writer
-// lets events gather for half the shortest max_delay (200 ms and 300 ms:
+// TestBatchingCommitsLessOften: when rules batch, the outbox writer lets
+// events gather for half the shortest max_delay (200 ms and 300 ms:
 // 100 ms) instead of CommitInterval (1 ms), and every event still arrives
-// once, in order; one rule that posts each event on its own brings
-// CommitInterval back.
+// once, in order. A rule that posts each event on its own (client.connected
+// here) keeps CommitInterval for its events: each of them cuts the wait
+// short, and while none comes the writer gathers as if every rule batched.
 func TestBatchingCommitsLessOften(t *testing.T) {
 	for _, tc := range []struct {
-		name      string
-		connected string // the second rule's
-		lazy      bool
+		name           string
+		batch          string // the client.connected rule's keys beyond action and url
+		connectedEvery int    // a client.connected event after every that many messages
+		lazy           bool
 	}{
-		{"every rule batches", `{"action": "on_client_connected", "batch": {"max_size": 10, "max_delay": 300}}`, true},
-		{"one rule does not", `{"action": "on_client_connected"}`, false},
+		{"every rule batches", `, "batch": {"max_size": 10, "max_delay": 300}`, 10, true},
+		{"one rule does not, none of its events", "", 0, true},
+		{"one rule does not, its events come", "", 10, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rc := newReceiver(t, nil)
+			rc, connected := newReceiver(t, nil), newReceiver(t, nil)
+			connRule := fmt.Sprintf(`{"action": "on_client_connected", "url": %q%s}`, connected.srv.URL, tc.batch)
 			d, bus := startDispatcher(t, webhook.Options{URL: rc.srv.URL, Dir: t.TempDir(), CommitInterval: time.Millisecond,
 				Rules: []webhook.Rule{
 					rule(t, "web.hook.rule.message.publish.1", `{"action": "on_message_publish", "batch": {"max_size": 1000, "max_delay": "200ms"}}`),
-					rule(t, "web.hook.rule.client.connected.1", tc.connected),
+					rule(t, "web.hook.rule.client.connected.1", connRule),
 				}})
-			el, n := publishPaced(t, d, bus, 0, 200, 0)
+			el, n := publishPaced(t, d, bus, 0, 200, 0, tc.connectedEvery)
 			windows := uint64(el / (100 * time.Millisecond))
 			if tc.lazy && n > windows+2 {
 				t.Fatalf("%d commits in %v, want at most %d (one per 100 ms)", n, el, windows+2)
 			}
 			if !tc.lazy && n <= windows+2 {
-				t.Fatalf("%d commits in %v: gathering for 100 ms though a rule does not batch", n, el)
+				t.Fatalf("%d commits in %v: gathering for 100 ms though events of a rule that does not batch came", n, el)
 			}
 			reqs := rc.waitFor(t, "every event", func(rs []request) bool { return len(bodies(t, rs)) >= 200 })
 			checkOrder(t, reqs, []string{"b"}, 200)
+			if tc.connectedEvery > 0 {
+				want := 200 / tc.connectedEvery
+				got := connected.waitFor(t, "every client.connected event", func(rs []request) bool { return len(bodies(t, rs)) >= want })
+				if n := len(bodies(t, got)); n != want {
+					t.Fatalf("%d client.connected events posted, want %d", n, want)
+				}
+			}
 			waitPending(t, d, 0)
 		})
 	}
