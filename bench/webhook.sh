@@ -11,6 +11,9 @@
 #   batch  the same rule with "batch": {"max_size": 100, "max_delay": "10ms"}
 #   batch1000  the same with "batch": {"max_size": 1000, "max_delay": "100ms"}:
 #          a tenth of the POSTs
+#   emqx   batch1000's rule plus one rule per lifecycle event (client.connect
+#          to session.terminated, nine), each posting its events one by one,
+#          as an EMQX 4 configuration that batches its messages would have
 #   down   the per-event rule with nothing listening at the URL: every event
 #          goes to the outbox and stays there (the breaker is open)
 #
@@ -21,7 +24,7 @@
 #
 # Environment (all optional):
 #   SCENARIOS  mqload scenarios             (fanin qos1)
-#   CONFIGS    configurations               (none up batch down; batch1000 on request)
+#   CONFIGS    configurations               (none up batch down; batch1000, emqx on request)
 #   ROUNDS     rounds per configuration     (3)
 #   DURATION   measured interval per run    (4s)
 #   WARMUP     load before the measured interval, whole seconds or a
@@ -87,6 +90,14 @@ write_conf() {
 		up | down) echo 'web.hook.rule.message.publish.1 = {"action": "on_message_publish"}' ;;
 		batch) echo 'web.hook.rule.message.publish.1 = {"action": "on_message_publish", "batch": {"max_size": 100, "max_delay": "10ms"}}' ;;
 		batch1000) echo 'web.hook.rule.message.publish.1 = {"action": "on_message_publish", "batch": {"max_size": 1000, "max_delay": "100ms"}}' ;;
+		emqx)
+			echo 'web.hook.rule.message.publish.1 = {"action": "on_message_publish", "batch": {"max_size": 1000, "max_delay": "100ms"}}'
+			local ev
+			for ev in client.connect client.connack client.connected client.disconnected client.subscribe \
+				client.unsubscribe session.subscribed session.unsubscribed session.terminated; do
+				echo "web.hook.rule.$ev.1 = {\"action\": \"on_${ev/./_}\"}"
+			done
+			;;
 		esac
 		if [[ -n ${EXTRA_CONF:-} ]]; then
 			printf '%s\n' "$EXTRA_CONF"
@@ -133,7 +144,7 @@ start_run() {
 	port=$(free_port) || die "no free port"
 	rport=$(free_port) || die "no free port"
 	recv_pids[slot]=""
-	if [[ $conf == up || $conf == batch* ]]; then
+	if [[ $conf == up || $conf == batch* || $conf == emqx ]]; then
 		"$tmp/hookrecv" -addr "127.0.0.1:$rport" >"$tmp/recv-$slot.json" 2>"$tmp/recv-$slot.log" &
 		recv_pids[slot]=$!
 		wait_listen "$rport" "${recv_pids[slot]}" || die "hookrecv did not start: $(cat "$tmp/recv-$slot.log")"
