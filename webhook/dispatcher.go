@@ -407,6 +407,13 @@ func (d *Dispatcher) load() error {
 		}
 		j := &job{seq: r.Seq, idText: rec.ID, client: rec.ClientID, event: k, created: time.UnixMilli(rec.Time),
 			size: int64(len(r.Data)), ep: ep}
+		if body, err = d.appendJSONBody(nil, r.Seq, rec.ID, body); err != nil {
+			d.log.Error("web hook outbox: unreadable record, removing it", "seq", r.Seq, "err", err)
+			d.bytes -= int64(len(r.Data))
+			d.count--
+			bad = append(bad, r.Seq)
+			return nil
+		}
 		d.hold(j, body)
 		d.pending.push(j)
 		ep.live++
@@ -606,9 +613,10 @@ func (d *Dispatcher) gather(first []*events.Event) {
 }
 
 type item struct {
-	j    *job   // nil when the event spills (see spilled)
-	rec  []byte // the stored record, in d.arena
-	body []byte // its body, in d.arena
+	j    *job          // nil when the event spills (see spilled)
+	rec  []byte        // the stored record, in d.arena
+	body []byte        // its body, in d.arena; nil when rec has an event record
+	e    *events.Event // the event of an event record, while the commit runs
 	// what the job is made of
 	seq     uint64
 	id      [26]byte
@@ -714,9 +722,17 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 	}
 	d.mu.Lock()
 	for _, it := range kept {
-		if it.j != nil {
-			d.holdLocked(it.j, it.body, !stored)
+		if it.j == nil {
+			continue
 		}
+		body := it.body
+		if body == nil { // the breaker closed since newItem
+			var err error
+			if body, err = AppendBody(nil, it.e, d.o.Node, d.o.Encoding, it.id[:], it.seq); err != nil {
+				continue // cannot be: rules are for kinds that have a body
+			}
+		}
+		d.holdLocked(it.j, body, !stored)
 	}
 	d.mu.Unlock()
 	d.arena = arena[:0]
@@ -826,6 +842,9 @@ func (d *Dispatcher) loadJob(ep *endpoint, s spilled, rec []byte) (*job, error) 
 		return nil, err
 	}
 	j := &job{seq: s.seq, idText: r.ID, client: r.ClientID, event: s.kind, created: time.Unix(0, s.created), size: int64(s.size), ep: ep}
+	if body, err = d.appendJSONBody(nil, s.seq, r.ID, body); err != nil {
+		return nil, err
+	}
 	d.hold(j, body)
 	return j, nil
 }
@@ -873,6 +892,9 @@ func (d *Dispatcher) appendBody(b []byte, j *job) ([]byte, error) {
 	i := bytes.IndexByte(b[n:], '\n')
 	if i < 0 {
 		return b[:n], fmt.Errorf("webhook: outbox: event %d: record without a body", j.seq)
+	}
+	if body := b[n+i+1:]; len(body) > 0 && body[0] == eventRecMark {
+		return d.appendJSONBody(b[:n], j.seq, j.id(), bytes.Clone(body)) // the body is written over the record
 	}
 	m := copy(b[n:], b[n+i+1:])
 	return b[:n+m], nil
@@ -997,12 +1019,21 @@ func (d *Dispatcher) newItem(arena []byte, e *events.Event, ep *endpoint, seq ui
 	rec = strconv.AppendInt(rec, created.UnixMilli(), 10)
 	rec = append(rec, "}\n"...)
 	bodyAt := len(rec)
-	rec, err := AppendBody(rec, e, d.o.Node, d.o.Encoding, id[:], seq)
-	if err != nil {
-		return item{}, rec[:start], err
+	it := item{seq: seq, id: id, client: client, kind: e.Kind, created: created, ep: ep}
+	if ep.down.Load() {
+		// Its event is most likely to spill, and to wait: its body is
+		// written when it is posted (see appendEventRec).
+		rec = appendEventRec(rec, e)
+		it.e = e
+	} else {
+		var err error
+		if rec, err = AppendBody(rec, e, d.o.Node, d.o.Encoding, id[:], seq); err != nil {
+			return item{}, rec[:start], err
+		}
+		it.body = rec[bodyAt:len(rec):len(rec)]
 	}
-	return item{rec: rec[start:len(rec):len(rec)], body: rec[bodyAt:len(rec):len(rec)],
-		seq: seq, id: id, client: client, kind: e.Kind, created: created, ep: ep}, rec, nil
+	it.rec = rec[start:len(rec):len(rec)]
+	return it, rec, nil
 }
 
 // recordHead returns the opening of the stored record (see record) of

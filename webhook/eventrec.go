@@ -1,0 +1,181 @@
+package webhook
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/mqgate/mqgate/events"
+)
+
+// An event record is what the outbox keeps, after a record's header, for
+// an event whose endpoint's breaker was open when it was committed: the
+// event's fields in a compact binary form instead of its JSON body. The
+// body is written when the event is posted, once the endpoint is back.
+// An endpoint that is down thus costs an encoding of a few copies per
+// event instead of a JSON body (escaping every byte of the payload), and
+// a third to a half of the disk space, so an outage fills
+// web.hook.outbox.max_bytes that much later. The body is the same as it
+// would have been, with the node name and payload encoding configured when
+// it is posted.
+//
+// Layout: eventRecMark, the kind, a flags byte (eventRecFlag*), the QoS,
+// the subscription's QoS and retain handling, the CONNACK code, the
+// protocol version; then the keep-alive as a uvarint; the times that are
+// set (Time, ConnectedAt, MessageTime) as varint Unix milliseconds, all a
+// body uses of them; then, each as a uvarint length and its bytes, the
+// peer's address (netip.Addr's binary form; empty when none), the
+// client id, username, reason, topic, publisher's client id and username,
+// and the payload.
+const eventRecMark = 0x01 // a JSON body starts with '{'
+
+const (
+	eventRecUsername = 1 << iota
+	eventRecFromUser
+	eventRecRetain
+	eventRecRAP
+	eventRecNL
+	eventRecTime
+	eventRecConnectedAt
+	eventRecMessageTime
+)
+
+// appendEventRec appends the event record of e to b.
+func appendEventRec(b []byte, e *events.Event) []byte {
+	var flags byte
+	set := func(on bool, flag byte) {
+		if on {
+			flags |= flag
+		}
+	}
+	set(e.UsernameSet, eventRecUsername)
+	set(e.FromUserSet, eventRecFromUser)
+	set(e.Retain, eventRecRetain)
+	set(e.Opts.RAP, eventRecRAP)
+	set(e.Opts.NL, eventRecNL)
+	set(!e.Time.IsZero(), eventRecTime)
+	set(!e.ConnectedAt.IsZero(), eventRecConnectedAt)
+	set(!e.MessageTime.IsZero(), eventRecMessageTime)
+	b = append(b, eventRecMark, byte(e.Kind), flags, e.QoS, e.Opts.QoS, e.Opts.RH, e.ConnAck, e.ProtoVer)
+	b = binary.AppendUvarint(b, uint64(e.KeepAlive))
+	if flags&eventRecTime != 0 {
+		b = binary.AppendVarint(b, e.Time.UnixMilli())
+	}
+	if flags&eventRecConnectedAt != 0 {
+		b = binary.AppendVarint(b, e.ConnectedAt.UnixMilli())
+	}
+	if flags&eventRecMessageTime != 0 {
+		b = binary.AppendVarint(b, e.MessageTime.UnixMilli())
+	}
+	if e.Peer.IsValid() {
+		var buf [64]byte
+		addr, _ := e.Peer.Addr().AppendBinary(buf[:0]) // cannot fail
+		b = appendField(b, addr)
+	} else {
+		b = append(b, 0)
+	}
+	b = appendField(b, e.ClientID)
+	b = appendField(b, e.Username)
+	b = appendField(b, e.Reason)
+	b = appendField(b, e.Topic)
+	b = appendField(b, e.FromClientID)
+	b = appendField(b, e.FromUsername)
+	return appendField(b, e.Payload)
+}
+
+// appendField appends f's length as a uvarint and f.
+func appendField[T string | []byte](b []byte, f T) []byte {
+	b = binary.AppendUvarint(b, uint64(len(f)))
+	return append(b, f...)
+}
+
+var errEventRec = errors.New("truncated or malformed event record")
+
+// parseEventRec reads the event of an event record. The strings are
+// copied; the payload is a slice of p.
+func parseEventRec(p []byte) (*events.Event, error) {
+	if len(p) < 8 || p[0] != eventRecMark {
+		return nil, errEventRec
+	}
+	e := &events.Event{Kind: events.Kind(p[1])}
+	if e.Kind == 0 || int(e.Kind) >= events.NumKinds {
+		return nil, fmt.Errorf("event record of unknown kind %d", p[1])
+	}
+	flags := p[2]
+	e.QoS, e.Opts.QoS, e.Opts.RH, e.ConnAck, e.ProtoVer = p[3], p[4], p[5], p[6], p[7]
+	e.UsernameSet = flags&eventRecUsername != 0
+	e.FromUserSet = flags&eventRecFromUser != 0
+	e.Retain = flags&eventRecRetain != 0
+	e.Opts.RAP = flags&eventRecRAP != 0
+	e.Opts.NL = flags&eventRecNL != 0
+	p = p[8:]
+	ka, n := binary.Uvarint(p)
+	if n <= 0 || ka > 0xffff {
+		return nil, errEventRec
+	}
+	e.KeepAlive, p = uint16(ka), p[n:]
+	for _, t := range []struct {
+		flag byte
+		to   *time.Time
+	}{{eventRecTime, &e.Time}, {eventRecConnectedAt, &e.ConnectedAt}, {eventRecMessageTime, &e.MessageTime}} {
+		if flags&t.flag == 0 {
+			continue
+		}
+		v, n := binary.Varint(p)
+		if n <= 0 {
+			return nil, errEventRec
+		}
+		*t.to, p = time.UnixMilli(v), p[n:]
+	}
+	field := func() ([]byte, bool) {
+		l, n := binary.Uvarint(p)
+		if n <= 0 || l > uint64(len(p)-n) {
+			return nil, false
+		}
+		f := p[n : n+int(l)]
+		p = p[n+int(l):]
+		return f, true
+	}
+	peer, ok := field()
+	if !ok {
+		return nil, errEventRec
+	}
+	if len(peer) > 0 {
+		var addr netip.Addr
+		if err := addr.UnmarshalBinary(peer); err != nil {
+			return nil, fmt.Errorf("event record: peer: %w", err)
+		}
+		e.Peer = netip.AddrPortFrom(addr, 0) // a body has the address only
+	}
+	for _, s := range []*string{&e.ClientID, &e.Username, &e.Reason, &e.Topic, &e.FromClientID, &e.FromUsername} {
+		f, ok := field()
+		if !ok {
+			return nil, errEventRec
+		}
+		*s = string(f)
+	}
+	payload, ok := field()
+	if !ok || len(p) != 0 {
+		return nil, errEventRec
+	}
+	if len(payload) > 0 {
+		e.Payload = payload
+	}
+	return e, nil
+}
+
+// appendJSONBody appends to dst the JSON body of the event stored as body
+// in outbox record seq, of id: body itself, or the body of its event
+// record.
+func (d *Dispatcher) appendJSONBody(dst []byte, seq uint64, id string, body []byte) ([]byte, error) {
+	if len(body) == 0 || body[0] != eventRecMark {
+		return append(dst, body...), nil
+	}
+	e, err := parseEventRec(body)
+	if err != nil {
+		return dst, fmt.Errorf("webhook: outbox record %d: %w", seq, err)
+	}
+	return AppendBody(dst, e, d.o.Node, d.o.Encoding, id, seq)
+}

@@ -1,0 +1,99 @@
+package webhook
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/mqgate/mqgate/events"
+)
+
+// recEvents are events of every kind with every field a body uses set, and
+// unset, to odd values.
+func recEvents() []*events.Event {
+	at := time.UnixMilli(1733300000123).Add(456 * time.Microsecond)
+	var out []*events.Event
+	for k := events.Kind(1); int(k) < events.NumKinds; k++ {
+		out = append(out,
+			&events.Event{Kind: k, Time: at},
+			&events.Event{
+				Kind: k, Time: at, ClientID: "dev-ü-1", Username: "u\"ser", UsernameSet: true,
+				Peer: netip.MustParseAddrPort("[::ffff:10.1.2.3]:5555"), ProtoVer: 5, KeepAlive: 65535,
+				ConnAck: 0x87, ConnectedAt: at.Add(-time.Hour), Reason: "keepalive_timeout",
+				Topic: "a/b/#", Opts: events.SubOpts{QoS: 2, RH: 2, RAP: true, NL: true},
+				QoS: 1, Retain: true, Payload: []byte{0, 0xff, '"', '\n', 0xe2, 0x80, 0xa8},
+				FromClientID: "pub", FromUsername: "", FromUserSet: true, MessageTime: at.Add(-time.Second),
+			},
+			&events.Event{Kind: k, Time: at, ClientID: "c", Peer: netip.MustParseAddrPort("[fe80::1%eth0]:1"),
+				Topic: "t", Payload: bytes.Repeat([]byte("x"), 300)})
+	}
+	return out
+}
+
+// TestEventRecordBodies: the body of an event read back from its event
+// record is the body of the event, byte for byte, for every kind and
+// encoding.
+func TestEventRecordBodies(t *testing.T) {
+	for _, e := range recEvents() {
+		if _, err := Body(e, "n", Plain, "x", 1); err != nil {
+			continue // a kind that no rule posts
+		}
+		rec := appendEventRec([]byte("head\n"), e)[len("head\n"):]
+		got, err := parseEventRec(rec)
+		if err != nil {
+			t.Fatalf("%s: %v", e.Kind, err)
+		}
+		for _, enc := range []Encoding{Plain, Base64, Base62} {
+			want, err := Body(e, "mqgate@host", enc, "01J00000000000000000000000", 42)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := Body(got, "mqgate@host", enc, "01J00000000000000000000000", 42)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(body, want) {
+				t.Fatalf("%s, encoding %d: body from the record\n%s\nwant\n%s", e.Kind, enc, body, want)
+			}
+		}
+		if message := e.Kind >= events.MessagePublish; message && len(rec) >= len(mustBody(t, e)) {
+			t.Errorf("%s: event record of %d bytes, its JSON body %d", e.Kind, len(rec), len(mustBody(t, e)))
+		}
+	}
+}
+
+func mustBody(t *testing.T, e *events.Event) []byte {
+	t.Helper()
+	b, err := Body(e, "n", Plain, "01J00000000000000000000000", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestEventRecordDamaged: a cut or altered record is an error, never a
+// panic or a wrong event taken for a right one.
+func TestEventRecordDamaged(t *testing.T) {
+	for _, e := range recEvents() {
+		rec := appendEventRec(nil, e)
+		for n := range len(rec) {
+			if _, err := parseEventRec(rec[:n]); err == nil {
+				t.Fatalf("%s: record cut to %d of %d bytes read without an error", e.Kind, n, len(rec))
+			}
+		}
+		if _, err := parseEventRec(append(bytes.Clone(rec), 0)); err == nil {
+			t.Fatalf("%s: a record with a byte too many read without an error", e.Kind)
+		}
+		for i := range rec {
+			for _, x := range []byte{0x01, 0x80, 0xff} {
+				bad := bytes.Clone(rec)
+				bad[i] ^= x
+				_, _ = parseEventRec(bad) // must not panic
+			}
+		}
+	}
+	if _, err := parseEventRec([]byte(`{"action":"client_connected"}`)); err == nil {
+		t.Fatal("a JSON body read as an event record")
+	}
+}
