@@ -494,8 +494,9 @@ const outageCommitInterval = 100 * time.Millisecond
 
 // batchCommitInterval is how long events may gather before a commit when
 // rules batch: half the shortest max_delay, at most outageCommitInterval;
-// 0 when no rule batches. A batch waits for its max_delay counted from its first event's arrival,
-// not from its commit, so a batch is posted no later for it. What it
+// 0 when no rule batches. A batch waits for its max_delay counted from its
+// first event's arrival, not from its commit, so a batch is posted no
+// later for it. What it
 // saves is most of the commits' fixed costs (a timer wake-up, a write, the
 // bookkeeping): with a 1,000 / 100 ms batch at 10,000 events/s, committing
 // every 50 ms instead of 10 ms gave the broker 4-8% more messages per
