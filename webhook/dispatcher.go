@@ -894,7 +894,7 @@ func (d *Dispatcher) appendBody(b []byte, j *job) ([]byte, error) {
 	if i < 0 {
 		return b[:n], fmt.Errorf("webhook: outbox: event %d: record without a body", j.seq)
 	}
-	if body := b[n+i+1:]; len(body) > 0 && body[0] == eventRecMark {
+	if body := b[n+i+1:]; isEventRec(body) {
 		return d.appendJSONBody(b[:n], j.seq, j.id(), bytes.Clone(body)) // the body is written over the record
 	}
 	m := copy(b[n:], b[n+i+1:])

@@ -16,12 +16,12 @@ import (
 // body is written when the event is posted, once the endpoint is back.
 // An endpoint that is down thus costs an encoding of a few copies per
 // event instead of a JSON body (escaping every byte of the payload), and
-// a third to a half of the disk space, so an outage fills
+// less disk (30% less with 16-byte binary payloads), so an outage fills
 // web.hook.outbox.max_bytes that much later. The body is the same as it
 // would have been, with the node name and payload encoding configured when
 // it is posted.
 //
-// Layout: eventRecMark, the kind, a flags byte (eventRecFlag*), the QoS,
+// Layout: eventRecMark, the kind, a flags byte (eventRecUsername ... eventRecMessageTime), the QoS,
 // the subscription's QoS and retain handling, the CONNACK code, the
 // protocol version; then the keep-alive as a uvarint; the times that are
 // set (Time, ConnectedAt, MessageTime) as varint Unix milliseconds, all a
@@ -30,6 +30,9 @@ import (
 // client id, username, reason, topic, publisher's client id and username,
 // and the payload.
 const eventRecMark = 0x01 // a JSON body starts with '{'
+
+// isEventRec reports whether a stored body is an event record.
+func isEventRec(body []byte) bool { return len(body) > 0 && body[0] == eventRecMark }
 
 const (
 	eventRecUsername = 1 << iota
@@ -170,7 +173,7 @@ func parseEventRec(p []byte) (*events.Event, error) {
 // in outbox record seq, of id: body itself, or the body of its event
 // record.
 func (d *Dispatcher) appendJSONBody(dst []byte, seq uint64, id string, body []byte) ([]byte, error) {
-	if len(body) == 0 || body[0] != eventRecMark {
+	if !isEventRec(body) {
 		return append(dst, body...), nil
 	}
 	e, err := parseEventRec(body)
