@@ -38,7 +38,7 @@ var webhookKeys = []Key{
 	{Name: "web.hook.outbox.max_bytes", Kind: Bytesize, Default: "256MB", Min: 1024,
 		Doc: "Most disk the pending events (under node.data_dir/webhook) may use; beyond it events are dropped per web.hook.outbox.overflow, counted and logged."},
 	{Name: "web.hook.outbox.max_memory", Kind: Bytesize, Default: "32MB",
-		Doc: "Most bytes of pending event bodies also held in memory; the bodies of the events beyond it (an endpoint down for a while, a backlog after a restart) are read back from the outbox when they are posted."},
+		Doc: "Most bytes of pending events also held in memory, in the outbox's binary form (about a third of their JSON bodies, which are written when they are posted); the events beyond it (an endpoint down for a while, a backlog after a restart) are read back from the outbox when they are posted."},
 	{Name: "web.hook.outbox.commit_interval", Kind: Duration, Default: "10ms",
 		Doc: "How long new events gather before one write commits them to the outbox (fsynced per web.hook.outbox.sync_interval); at least 100ms while every endpoint's breaker is open, and at least half the shortest batch max_delay (at most 100ms) when rules batch, except after an event of a rule that does not: longer saves writes and wake-ups and adds as much to delivery latency; 0s commits what has arrived at once; events not yet committed are lost if the process dies."},
 	{Name: "web.hook.outbox.sync_interval", Kind: Duration, Default: "1s",

@@ -44,15 +44,12 @@ func (dl *deadLetters) add(ep *endpoint, jobs []*job, res result) {
 	var buf bytes.Buffer
 	now := time.Now().UnixMilli()
 	for _, j := range jobs {
-		body := j.body
-		if body == nil {
-			var err error
-			if body, err = ep.d.appendBody(nil, j); err != nil {
-				if !j.done.Load() {
-					ep.d.log.Error("web hook: cannot read a refused event back from the outbox; it is lost", "id", j.id(), "err", err)
-				}
-				continue
+		body, err := ep.d.appendBody(nil, j)
+		if err != nil {
+			if !j.done.Load() {
+				ep.d.log.Error("web hook: cannot write the body of a refused event; it is lost", "id", j.id(), "err", err)
 			}
+			continue
 		}
 		l := DeadLetter{URL: ep.url, Headers: ep.headers, Batch: ep.batch.MaxSize > 0, ID: j.id(), Event: j.event.String(),
 			ClientID: j.client, Status: res.status, FailedAt: now, Body: body}

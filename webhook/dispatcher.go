@@ -121,7 +121,7 @@ type job struct {
 	client  string
 	event   events.Kind
 	created time.Time
-	body    []byte // nil: only in the outbox (see Options.MaxMemory); set before the job is enqueued
+	body    []byte // the stored body (an event record); nil: only in the outbox (see Options.MaxMemory); set before the job is enqueued
 	size    int64  // of the stored record
 	mem     int64  // bytes of body counted in Dispatcher.mem; guarded by Dispatcher.mu
 	ep      *endpoint
@@ -407,7 +407,7 @@ func (d *Dispatcher) load() error {
 		}
 		j := &job{seq: r.Seq, idText: rec.ID, client: rec.ClientID, event: k, created: time.UnixMilli(rec.Time),
 			size: int64(len(r.Data)), ep: ep}
-		if body, err = d.appendJSONBody(nil, r.Seq, rec.ID, body); err != nil {
+		if err := checkBody(r.Seq, body); err != nil {
 			d.log.Error("web hook outbox: unreadable record, removing it", "seq", r.Seq, "err", err)
 			d.bytes -= int64(len(r.Data))
 			d.count--
@@ -614,10 +614,9 @@ func (d *Dispatcher) gather(first []*events.Event) {
 }
 
 type item struct {
-	j    *job          // nil when the event spills (see spilled)
-	rec  []byte        // the stored record, in d.arena
-	body []byte        // its body, in d.arena; nil when rec has an event record
-	e    *events.Event // the event of an event record, while the commit runs
+	j    *job   // nil when the event spills (see spilled)
+	rec  []byte // the stored record, in d.arena
+	body []byte // its body, the event record, in d.arena
 	// what the job is made of
 	seq     uint64
 	id      [26]byte
@@ -659,13 +658,8 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 					continue
 				}
 				var it item
-				var err error
-				it, arena, err = d.newItem(arena, e, r.ep, seq, now)
+				it, arena = d.newItem(arena, e, r.ep, seq, now)
 				seq++
-				if err != nil {
-					d.log.Error("web hook: cannot build body", "event", e.Kind.String(), "err", err)
-					continue
-				}
 				items = append(items, it)
 			}
 		}
@@ -726,14 +720,7 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 		if it.j == nil {
 			continue
 		}
-		body := it.body
-		if body == nil { // the breaker closed since newItem
-			var err error
-			if body, err = AppendBody(nil, it.e, d.o.Node, d.o.Encoding, it.id[:], it.seq); err != nil {
-				continue // cannot be: rules are for kinds that have a body
-			}
-		}
-		d.holdLocked(it.j, body, !stored)
+		d.holdLocked(it.j, it.body, !stored)
 	}
 	d.mu.Unlock()
 	d.arena = arena[:0]
@@ -829,6 +816,20 @@ func parseRecord(seq uint64, data []byte) (record, []byte, error) {
 	return r, body, nil
 }
 
+// checkBody returns what is wrong with body, the stored body of record
+// seq, if it is an event record that cannot be read. The JSON body of a
+// record of an earlier version is sent as it is.
+func checkBody(seq uint64, body []byte) error {
+	if !isEventRec(body) {
+		return nil
+	}
+	var e events.Event
+	if err := readEventRec(&e, body); err != nil {
+		return fmt.Errorf("webhook: outbox record %d: %w", seq, err)
+	}
+	return nil
+}
+
 // spills reports whether a new event of ep goes to its spill instead of
 // becoming a job: ep is down, has spilled events already (which go first),
 // or holds a full window of jobs. d.mu must be held.
@@ -843,16 +844,16 @@ func (d *Dispatcher) loadJob(ep *endpoint, s spilled, rec []byte) (*job, error) 
 		return nil, err
 	}
 	j := &job{seq: s.seq, idText: r.ID, client: r.ClientID, event: s.kind, created: time.Unix(0, s.created), size: int64(s.size), ep: ep}
-	if body, err = d.appendJSONBody(nil, s.seq, r.ID, body); err != nil {
+	if err := checkBody(s.seq, body); err != nil {
 		return nil, err
 	}
 	d.hold(j, body)
 	return j, nil
 }
 
-// hold keeps a copy of body in j while the bodies in memory stay under
-// Options.MaxMemory; otherwise j's body is read back from the outbox when
-// it is posted.
+// hold keeps a copy of body, j's stored body, in j while the bodies in
+// memory stay under Options.MaxMemory; otherwise it is read back from the
+// outbox when j is posted.
 func (d *Dispatcher) hold(j *job, body []byte) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -879,11 +880,14 @@ func (d *Dispatcher) release(j *job) {
 	j.mem = 0
 }
 
-// appendBody appends j's body to b, reading it back from the outbox when
-// it is not held in memory.
+// appendBody appends j's JSON body to b, written from its record held in
+// memory, or read back from the outbox when it is not held.
 func (d *Dispatcher) appendBody(b []byte, j *job) ([]byte, error) {
 	if j.body != nil {
-		return append(b, j.body...), nil
+		if j.idText != "" {
+			return appendJSONBody(d, b, j.seq, j.idText, j.body)
+		}
+		return appendJSONBody(d, b, j.seq, j.idBytes[:], j.body)
 	}
 	n := len(b)
 	b, err := d.q.Read(j.seq, b)
@@ -895,7 +899,7 @@ func (d *Dispatcher) appendBody(b []byte, j *job) ([]byte, error) {
 		return b[:n], fmt.Errorf("webhook: outbox: event %d: record without a body", j.seq)
 	}
 	if body := b[n+i+1:]; isEventRec(body) {
-		return d.appendJSONBody(b[:n], j.seq, j.id(), bytes.Clone(body)) // the body is written over the record
+		return appendJSONBody(d, b[:n], j.seq, j.id(), bytes.Clone(body)) // the body is written over the record
 	}
 	m := copy(b[n:], b[n+i+1:])
 	return b[:n+m], nil
@@ -996,7 +1000,7 @@ func sysTopic(e *events.Event) bool {
 
 // newItem encodes the record of e for ep, numbered seq, at the end of
 // arena.
-func (d *Dispatcher) newItem(arena []byte, e *events.Event, ep *endpoint, seq uint64, now time.Time) (item, []byte, error) {
+func (d *Dispatcher) newItem(arena []byte, e *events.Event, ep *endpoint, seq uint64, now time.Time) (item, []byte) {
 	id := d.ids.newIDBytes(now)
 	client := e.ClientID
 	if e.Kind == events.MessagePublish {
@@ -1020,21 +1024,9 @@ func (d *Dispatcher) newItem(arena []byte, e *events.Event, ep *endpoint, seq ui
 	rec = strconv.AppendInt(rec, created.UnixMilli(), 10)
 	rec = append(rec, "}\n"...)
 	bodyAt := len(rec)
-	it := item{seq: seq, id: id, client: client, kind: e.Kind, created: created, ep: ep}
-	if ep.down.Load() {
-		// Its event is most likely to spill, and to wait: its body is
-		// written when it is posted (see appendEventRec).
-		rec = appendEventRec(rec, e)
-		it.e = e
-	} else {
-		var err error
-		if rec, err = AppendBody(rec, e, d.o.Node, d.o.Encoding, id[:], seq); err != nil {
-			return item{}, rec[:start], err
-		}
-		it.body = rec[bodyAt:len(rec):len(rec)]
-	}
-	it.rec = rec[start:len(rec):len(rec)]
-	return it, rec, nil
+	rec = appendEventRec(rec, e) // the JSON body is written when it is posted
+	return item{seq: seq, id: id, client: client, kind: e.Kind, created: created, ep: ep,
+		rec: rec[start:len(rec):len(rec)], body: rec[bodyAt:len(rec):len(rec)]}, rec
 }
 
 // recordHead returns the opening of the stored record (see record) of

@@ -37,6 +37,10 @@ type endpoint struct {
 	// new bodies on disk only, since they wait anyway.
 	down    atomic.Bool
 	recHead []byte // see recordHead
+	// perEvent is the JSON bytes per event of the endpoint's last batch:
+	// the capacity a batch's request body starts with, so that it is
+	// allocated once and not grown.
+	perEvent atomic.Int64
 
 	// window is how many jobs it has in memory before its new events
 	// spill: the spill window, or a batch's max_size where that is larger,
@@ -451,9 +455,6 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 func (d *Dispatcher) requestBody(jobs []*job, batch bool) (body []byte, first *job, err error) {
 	if !batch {
 		j := jobs[0]
-		if j.body != nil {
-			return j.body, j, nil
-		}
 		b, err := d.appendBody(nil, j)
 		if err != nil {
 			if j.done.Load() {
@@ -463,12 +464,13 @@ func (d *Dispatcher) requestBody(jobs []*job, batch bool) (body []byte, first *j
 		}
 		return b, j, nil
 	}
+	ep := jobs[0].ep
 	n := 2
-	for _, j := range jobs {
-		if j.body != nil {
-			n += len(j.body) + 1
-		} else {
-			n += int(j.size) + 1 // the record: its body and a header
+	if per := ep.perEvent.Load(); per > 0 {
+		n += len(jobs) * int(per+per/8+1)
+	} else {
+		for _, j := range jobs {
+			n += 3*int(j.size) + 1 // the record: an event record's JSON body is larger
 		}
 	}
 	b := make([]byte, 0, n)
@@ -492,6 +494,7 @@ func (d *Dispatcher) requestBody(jobs []*job, batch bool) (body []byte, first *j
 	if first == nil {
 		return nil, nil, nil
 	}
+	ep.perEvent.Store(int64(len(b) / len(jobs)))
 	return append(b, ']'), first, nil
 }
 
