@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -384,7 +385,10 @@ func (ep *endpoint) post(jobs []*job) result {
 			ep.counters(j.event).inFlight.Add(-1)
 		}
 	}()
-	body, first, err := d.requestBody(jobs, ep.batch.MaxSize > 0)
+	pb := newPooledBody()
+	defer pb.release()
+	body, first, err := d.requestBody(*pb.buf, jobs, ep.batch.MaxSize > 0)
+	*pb.buf = body
 	if err != nil {
 		d.log.Error("web hook: cannot read a pending event from the outbox; retrying", "url", ep.url, "err", err)
 		return result{retry: true, err: err}
@@ -398,6 +402,8 @@ func (ep *endpoint) post(jobs []*job) result {
 	if err != nil {
 		return result{err: err} // a bad URL cannot get better: dead letter
 	}
+	req.Body = pb.reader()
+	req.GetBody = func() (io.ReadCloser, error) { return pb.reader(), nil }
 	client := d.client
 	if ep.batch.MaxSize > 0 {
 		client = d.batchClient
@@ -448,19 +454,19 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// requestBody is what posting jobs sends: the one body, or for a batch the
-// bodies as a JSON array. A job dropped from the outbox meanwhile (when it
-// was full) is left out; first is the first job posted, nil if none is
-// left.
-func (d *Dispatcher) requestBody(jobs []*job, batch bool) (body []byte, first *job, err error) {
+// requestBody appends to b what posting jobs sends: the one body, or for a
+// batch the bodies as a JSON array. A job dropped from the outbox
+// meanwhile (when it was full) is left out; first is the first job posted,
+// nil if none is left.
+func (d *Dispatcher) requestBody(b []byte, jobs []*job, batch bool) (body []byte, first *job, err error) {
 	if !batch {
 		j := jobs[0]
-		b, err := d.appendBody(nil, j)
+		b, err := d.appendBody(b, j)
 		if err != nil {
 			if j.done.Load() {
-				return nil, nil, nil
+				return b, nil, nil
 			}
-			return nil, nil, err
+			return b, nil, err
 		}
 		return b, j, nil
 	}
@@ -473,8 +479,7 @@ func (d *Dispatcher) requestBody(jobs []*job, batch bool) (body []byte, first *j
 			n += 3*int(j.size) + 1 // the record: an event record's JSON body is larger
 		}
 	}
-	b := make([]byte, 0, n)
-	b = append(b, '[')
+	b = append(slices.Grow(b, n), '[')
 	for _, j := range jobs {
 		mark := len(b)
 		if first != nil {
@@ -485,14 +490,14 @@ func (d *Dispatcher) requestBody(jobs []*job, batch bool) (body []byte, first *j
 				b = b[:mark]
 				continue
 			}
-			return nil, nil, err
+			return b, nil, err
 		}
 		if first == nil {
 			first = j
 		}
 	}
 	if first == nil {
-		return nil, nil, nil
+		return b, nil, nil
 	}
 	ep.perEvent.Store(int64(len(b) / len(jobs)))
 	return append(b, ']'), first, nil
