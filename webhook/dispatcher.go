@@ -121,7 +121,7 @@ type job struct {
 	client  string
 	event   events.Kind
 	created time.Time
-	body    []byte // the stored body (an event record); nil: only in the outbox (see Options.MaxMemory); set before the job is enqueued
+	body    []byte // the stored body: an event record (or an earlier version's JSON body); nil: only in the outbox (see Options.MaxMemory); set before the job is enqueued
 	size    int64  // of the stored record
 	mem     int64  // bytes of body counted in Dispatcher.mem; guarded by Dispatcher.mu
 	ep      *endpoint

@@ -38,10 +38,6 @@ type endpoint struct {
 	// new bodies on disk only, since they wait anyway.
 	down    atomic.Bool
 	recHead []byte // see recordHead
-	// perEvent is the JSON bytes per event of the endpoint's last batch:
-	// the capacity a batch's request body starts with, so that it is
-	// allocated once and not grown.
-	perEvent atomic.Int64
 
 	// window is how many jobs it has in memory before its new events
 	// spill: the spill window, or a batch's max_size where that is larger,
@@ -470,14 +466,9 @@ func (d *Dispatcher) requestBody(b []byte, jobs []*job, batch bool) (body []byte
 		}
 		return b, j, nil
 	}
-	ep := jobs[0].ep
 	n := 2
-	if per := ep.perEvent.Load(); per > 0 {
-		n += len(jobs) * int(per+per/8+1)
-	} else {
-		for _, j := range jobs {
-			n += 3*int(j.size) + 1 // the record: an event record's JSON body is larger
-		}
+	for _, j := range jobs {
+		n += int(j.size) + 1 // the stored record, about its JSON body's size; a pooled b has room already
 	}
 	b = append(slices.Grow(b, n), '[')
 	for _, j := range jobs {
@@ -499,7 +490,6 @@ func (d *Dispatcher) requestBody(b []byte, jobs []*job, batch bool) (body []byte
 	if first == nil {
 		return b, nil, nil
 	}
-	ep.perEvent.Store(int64(len(b) / len(jobs)))
 	return append(b, ']'), first, nil
 }
 
