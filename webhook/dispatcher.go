@@ -82,18 +82,17 @@ const (
 	DeadFile         = "dead.jsonl"
 )
 
-// record is the stored form of one pending delivery: this header as JSON, a
-// newline, then the body. It holds everything needed to deliver the event
-// after a restart, whatever the rules are by then.
+// record is what a stored delivery's header says: where to, and what of
+// the event, everything needed to deliver it after a restart, whatever
+// the rules are by then. Earlier versions stored it as JSON, a newline,
+// then the body; this one stores the endpoint's number in EndpointsFile
+// and the rest in binary (see recMark).
 type record struct {
-	URL        string            `json:"url"`
-	Headers    map[string]string `json:"headers,omitempty"`
-	BatchSize  int               `json:"batch_size,omitempty"`
-	BatchDelay int64             `json:"batch_delay_ms,omitempty"`
-	ClientID   string            `json:"clientid"`
-	Event      string            `json:"event"`
-	ID         string            `json:"id"`
-	Time       int64             `json:"time"` // ms
+	endpointDecl
+	ClientID string `json:"clientid"`
+	Event    string `json:"event"`
+	ID       string `json:"id"`
+	Time     int64  `json:"time"` // ms
 }
 
 // spilled is a pending delivery that is only in the outbox: while its
@@ -180,6 +179,10 @@ type Dispatcher struct {
 	epMu   sync.Mutex
 	eps    map[string]*endpoint
 	epList []*endpoint // the values of eps; set by New, read-only after it
+	// cat numbers the endpoints in EndpointsFile, and byNum finds them by
+	// their number; both are used by New only.
+	cat   *catalog
+	byNum map[int]*endpoint
 
 	mu          sync.Mutex // guards the fields below
 	pending     fifo[*job] // in seq order; may hold done jobs
@@ -303,13 +306,39 @@ func New(o Options) (*Dispatcher, error) {
 	}
 	d.q = q
 	d.ctx, d.cancel = context.WithCancel(context.Background())
+	if d.cat, err = openCatalog(filepath.Join(o.Dir, EndpointsFile), o.NoSync); err != nil {
+		q.Close()
+		return nil, err
+	}
+	d.byNum = map[int]*endpoint{}
+	for _, ep := range d.eps {
+		if n, ok := d.cat.lookup(declOf(ep)); ok {
+			d.number(ep, n)
+		}
+	}
 	if err := d.load(); err != nil {
 		q.Close()
 		return nil, err
 	}
+	// The endpoints new to the file get their numbers now that the records
+	// that named a number the file does not have are gone: such a number
+	// may be given again.
 	for _, ep := range d.eps { // no endpoint is added after load
+		if ep.num < 0 {
+			d.number(ep, d.cat.number(declOf(ep)))
+		}
 		d.epList = append(d.epList, ep)
 	}
+	used := map[int]bool{}
+	for n := range d.byNum {
+		used[n] = true
+	}
+	d.cat.prune(used)
+	if err := d.cat.save(); err != nil { // before any record carries a new number
+		q.Close()
+		return nil, err
+	}
+	d.cat, d.byNum = nil, nil
 	return d, nil
 }
 
@@ -387,18 +416,49 @@ func (d *Dispatcher) endpoint(url string, headers map[string]string, b Batch) *e
 	return ep
 }
 
+// number gives ep number n in EndpointsFile, the one its new records
+// carry, unless it has one: an endpoint can have two when records of an
+// earlier run name it by another.
+func (d *Dispatcher) number(ep *endpoint, n int) {
+	if ep.num < 0 {
+		ep.num = n
+	}
+	d.byNum[n] = ep
+}
+
+// recordEndpoint returns the endpoint of a record: the one it names by
+// number (num >= 0) or in its header.
+func (d *Dispatcher) recordEndpoint(rec *record, num int) (*endpoint, error) {
+	if num < 0 {
+		return d.endpoint(rec.URL, rec.Headers, rec.batch()), nil
+	}
+	if ep := d.byNum[num]; ep != nil {
+		return ep, nil
+	}
+	e := d.cat.get(uint64(num))
+	if e == nil {
+		return nil, fmt.Errorf("endpoint %d is not in %s", num, EndpointsFile)
+	}
+	ep := d.endpoint(e.URL, e.Headers, e.batch())
+	d.number(ep, num)
+	return ep, nil
+}
+
 // load reads the pending deliveries of a previous run.
 func (d *Dispatcher) load() error {
 	var bad []uint64
 	err := d.q.Scan(func(r store.Record) error {
-		rec, body, err := parseRecord(r.Seq, r.Data)
+		rec, num, body, err := parseRecord(r.Seq, r.Data)
+		var ep *endpoint
+		if err == nil {
+			ep, err = d.recordEndpoint(&rec, num)
+		}
 		if err != nil {
 			d.log.Error("web hook outbox: unreadable record, removing it", "seq", r.Seq, "err", err)
 			bad = append(bad, r.Seq)
 			return nil
 		}
 		k, _ := events.ParseKind(rec.Event)
-		ep := d.endpoint(rec.URL, rec.Headers, Batch{MaxSize: rec.BatchSize, MaxDelay: time.Duration(rec.BatchDelay) * time.Millisecond})
 		d.bytes += int64(len(r.Data))
 		d.count++
 		if d.spills(ep) {
@@ -803,17 +863,46 @@ func (d *Dispatcher) unspill() {
 	}
 }
 
-// parseRecord splits stored record seq into its header and its body.
-func parseRecord(seq uint64, data []byte) (record, []byte, error) {
+// parseRecord splits stored record seq into its header, with the number
+// of its endpoint in EndpointsFile (-1 for a record of an earlier version,
+// whose header names the endpoint itself), and its body.
+func parseRecord(seq uint64, data []byte) (record, int, []byte, error) {
+	r, num, body, err := parseRecordHead(data)
+	if err != nil {
+		return r, 0, nil, fmt.Errorf("webhook: outbox record %d: %w", seq, err)
+	}
+	return r, num, body, nil
+}
+
+func parseRecordHead(data []byte) (record, int, []byte, error) {
 	var r record
+	if len(data) > 0 && data[0] == recMark {
+		num, id, created, body, err := cutRecordHead(data)
+		if err != nil {
+			return r, 0, nil, err
+		}
+		if num > math.MaxInt32 {
+			return r, 0, nil, fmt.Errorf("endpoint number %d", num)
+		}
+		var e events.Event
+		if err := readEventRec(&e, body); err != nil {
+			return r, 0, nil, err
+		}
+		client := e.ClientID
+		if e.Kind == events.MessagePublish {
+			client = e.FromClientID
+		}
+		r.ClientID, r.Event, r.ID, r.Time = strings.Clone(client), e.Kind.String(), string(id), created
+		return r, int(num), body, nil
+	}
 	head, body, ok := bytes.Cut(data, []byte{'\n'})
 	if !ok {
-		return r, nil, fmt.Errorf("webhook: outbox record %d: no body", seq)
+		return r, 0, nil, errors.New("no body")
 	}
 	if err := json.Unmarshal(head, &r); err != nil {
-		return r, nil, fmt.Errorf("webhook: outbox record %d: unreadable header: %w", seq, err)
+		return r, 0, nil, fmt.Errorf("unreadable header: %w", err)
 	}
-	return r, body, nil
+	return r, -1, body, nil
 }
 
 // checkBody returns what is wrong with body, the stored body of record
@@ -839,7 +928,7 @@ func (d *Dispatcher) spills(ep *endpoint) bool {
 
 // loadJob makes the job of spilled event s of ep from its stored record.
 func (d *Dispatcher) loadJob(ep *endpoint, s spilled, rec []byte) (*job, error) {
-	r, body, err := parseRecord(s.seq, rec)
+	r, _, body, err := parseRecord(s.seq, rec)
 	if err != nil {
 		return nil, err
 	}
@@ -894,14 +983,14 @@ func (d *Dispatcher) appendBody(b []byte, j *job) ([]byte, error) {
 	if err != nil {
 		return b[:n], fmt.Errorf("webhook: outbox: event %d: %w", j.seq, err)
 	}
-	i := bytes.IndexByte(b[n:], '\n')
-	if i < 0 {
-		return b[:n], fmt.Errorf("webhook: outbox: event %d: record without a body", j.seq)
+	_, _, body, err := parseRecordHead(b[n:])
+	if err != nil {
+		return b[:n], fmt.Errorf("webhook: outbox: event %d: %w", j.seq, err)
 	}
-	if body := b[n+i+1:]; isEventRec(body) {
+	if isEventRec(body) {
 		return appendJSONBody(d, b[:n], j.seq, j.id(), bytes.Clone(body)) // the body is written over the record
 	}
-	m := copy(b[n:], b[n+i+1:])
+	m := copy(b[n:], body)
 	return b[:n+m], nil
 }
 
@@ -1010,51 +1099,12 @@ func (d *Dispatcher) newItem(arena []byte, e *events.Event, ep *endpoint, seq ui
 	if created.IsZero() {
 		created = now
 	}
-	// The stored record: the header (the endpoint's part is encoded once,
-	// in ep.recHead), a newline, the body.
 	start := len(arena)
-	rec := append(arena, ep.recHead...)
-	rec = append(rec, `"clientid":`...)
-	rec = appendString(rec, client)
-	rec = append(rec, `,"event":`...)
-	rec = appendString(rec, e.Kind.String())
-	rec = append(rec, `,"id":`...)
-	rec = appendJSONString(rec, id[:])
-	rec = append(rec, `,"time":`...)
-	rec = strconv.AppendInt(rec, created.UnixMilli(), 10)
-	rec = append(rec, "}\n"...)
+	rec := appendRecordHead(arena, ep.num, &id, created)
 	bodyAt := len(rec)
 	rec = appendEventRec(rec, e) // the JSON body is written when it is posted
 	return item{seq: seq, id: id, client: client, kind: e.Kind, created: created, ep: ep,
 		rec: rec[start:len(rec):len(rec)], body: rec[bodyAt:len(rec):len(rec)]}, rec
-}
-
-// recordHead returns the opening of the stored record (see record) of
-// ep's deliveries: the fields that are the same for all of them, up to the
-// comma before "clientid".
-func recordHead(url string, headers map[string]string, b Batch) []byte {
-	h := append([]byte(`{"url":`), appendString(nil, url)...)
-	if len(headers) > 0 {
-		h = append(h, `,"headers":{`...)
-		for i, k := range slices.Sorted(maps.Keys(headers)) {
-			if i > 0 {
-				h = append(h, ',')
-			}
-			h = appendString(h, k)
-			h = append(h, ':')
-			h = appendString(h, headers[k])
-		}
-		h = append(h, '}')
-	}
-	if b.MaxSize != 0 {
-		h = append(h, `,"batch_size":`...)
-		h = strconv.AppendInt(h, int64(b.MaxSize), 10)
-	}
-	if ms := b.MaxDelay.Milliseconds(); ms != 0 {
-		h = append(h, `,"batch_delay_ms":`...)
-		h = strconv.AppendInt(h, ms, 10)
-	}
-	return append(h, ',')
 }
 
 // forget takes pending delivery seq, of size bytes, out of the outbox's

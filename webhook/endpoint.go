@@ -36,8 +36,8 @@ type endpoint struct {
 	// down is set while the breaker is open (from its opening to the
 	// first success after it): the outbox writer then keeps the endpoint's
 	// new bodies on disk only, since they wait anyway.
-	down    atomic.Bool
-	recHead []byte // see recordHead
+	down atomic.Bool
+	num  int // its number in EndpointsFile, which its new records carry; -1 until New gives it one
 
 	// window is how many jobs it has in memory before its new events
 	// spill: the spill window, or a batch's max_size where that is larger,
@@ -78,7 +78,7 @@ type lane struct {
 
 func newEndpoint(d *Dispatcher, url string, headers map[string]string, b Batch) *endpoint {
 	ep := &endpoint{d: d, url: url, headers: headers, batch: b, lanes: map[string]*lane{}}
-	ep.recHead = recordHead(url, headers, b)
+	ep.num = -1
 	ep.window = max(d.o.spillWindow, b.MaxSize)
 	ep.cond = sync.NewCond(&ep.mu)
 	for k := range hookEvents {

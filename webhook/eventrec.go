@@ -18,8 +18,9 @@ import (
 // memory (job.body) or read back from the outbox. The outbox writer thus
 // spends an encoding of a few copies per event instead of a JSON body
 // (escaping every byte of the payload), and writes, and holds in memory,
-// less: a message.publish event with a 16-byte payload is a record of 254
-// bytes instead of 413, 70 of them held instead of 229, so an outage fills
+// less: a message.publish event with a 16-byte payload was a record of 254
+// bytes instead of 413 (with a JSON header; see EndpointsFile for the
+// header now), 70 of them held instead of 229, so an outage fills
 // web.hook.outbox.max_bytes that much later. The body is
 // the same as it would have been, with the node name and payload encoding
 // configured when it is posted.

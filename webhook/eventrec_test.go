@@ -127,3 +127,33 @@ func TestEventRecordBodyAllocs(t *testing.T) {
 		t.Errorf("body %s, want %s", dst, want)
 	}
 }
+
+// TestRecordHead: a record made by newItem reads back as its endpoint's
+// number, the event's id, creation time, kind and client id, and its body;
+// a damaged head is an error, not a panic.
+func TestRecordHead(t *testing.T) {
+	d := &Dispatcher{ids: newIDSource()}
+	at := time.UnixMilli(1733300000123)
+	for _, num := range []int{0, 300} {
+		for _, e := range recEvents() {
+			it, _ := d.newItem(nil, e, &endpoint{num: num}, 7, at)
+			r, gotNum, body, err := parseRecord(7, it.rec)
+			if err != nil {
+				t.Fatalf("%s: %v", e.Kind, err)
+			}
+			client := e.ClientID
+			if e.Kind == events.MessagePublish {
+				client = e.FromClientID
+			}
+			if gotNum != num || r.ID != string(it.id[:]) || r.Time != e.Time.UnixMilli() || r.Event != e.Kind.String() ||
+				r.ClientID != client || !bytes.Equal(body, it.body) {
+				t.Fatalf("%s: read back %d %+v, want endpoint %d, id %s, client %q and the body", e.Kind, gotNum, r, num, it.id, client)
+			}
+			for n := range len(it.rec) - len(it.body) {
+				if _, _, _, err := parseRecord(7, it.rec[:n]); err == nil {
+					t.Fatalf("%s: a head cut to %d bytes read back", e.Kind, n)
+				}
+			}
+		}
+	}
+}
