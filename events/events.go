@@ -4,9 +4,11 @@
 //
 // The broker never waits for an observer: Publish hands an event to each
 // interested subscriber's bounded queue and moves on; when a queue is full the
-// event is counted as dropped for that subscriber. Observers that must not
-// lose events (the webhook outbox) drain their queue promptly into durable
-// storage.
+// event is counted as dropped for that subscriber. An observer registered
+// with Observe is instead called with the event on the publisher's
+// goroutine, and copies what it needs into a queue of its own (the webhook
+// dispatcher keeps it in the binary form it stores), so that no event stays
+// out of the pool, holding a payload, until a consumer gets to it.
 package events
 
 import (
@@ -160,11 +162,14 @@ func (e *Event) Release() {
 	}
 }
 
-// Subscription receives the events of the kinds it asked for.
+// Subscription receives the events of the kinds it asked for: on a
+// channel (Subscribe), or as calls (Observe).
 type Subscription struct {
 	name    string
 	mask    uint64
-	ch      chan *Event
+	ch      chan *Event       // nil for an observer
+	fn      func(*Event) bool // an observer's
+	done    chan struct{}
 	dropped atomic.Uint64
 	bus     *Bus
 	prompt  atomic.Uint64 // kinds that signal wake after they are queued
@@ -172,8 +177,12 @@ type Subscription struct {
 }
 
 // C is the channel events arrive on. It is closed when the subscription is
-// closed or the bus is closed.
+// closed or the bus is closed. Nil for an observer.
 func (s *Subscription) C() <-chan *Event { return s.ch }
+
+// Done is closed when the subscription is closed or the bus is closed;
+// for an observer, once it is, fn is not called again.
+func (s *Subscription) Done() <-chan struct{} { return s.done }
 
 // Dropped reports how many events were dropped because the queue was full.
 func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
@@ -229,6 +238,26 @@ func (b *Bus) Wants(k Kind) bool {
 // Subscribe registers a subscription named name for kinds, with a queue of
 // size events. With no kinds given it receives every kind.
 func (b *Bus) Subscribe(name string, size int, kinds ...Kind) *Subscription {
+	mask := maskOf(kinds)
+	if size < 1 {
+		size = 1
+	}
+	return b.add(&Subscription{name: name, mask: mask, ch: make(chan *Event, size), bus: b, wake: make(chan struct{}, 1), done: make(chan struct{})})
+}
+
+// Observe registers fn to be called with every event of kinds (every kind
+// when none is given), on the publisher's goroutine before Publish
+// returns, in the order the events are published. fn must return promptly
+// and never block: it copies what it needs into a queue of its own, and
+// returns false when that queue has no room (the event is then counted in
+// Dropped). It must not keep e, or anything of it (its Payload in
+// particular), after it returns. Calls may come from many goroutines at
+// once.
+func (b *Bus) Observe(name string, fn func(e *Event) bool, kinds ...Kind) *Subscription {
+	return b.add(&Subscription{name: name, mask: maskOf(kinds), fn: fn, bus: b, wake: make(chan struct{}, 1), done: make(chan struct{})})
+}
+
+func maskOf(kinds []Kind) uint64 {
 	var mask uint64
 	for _, k := range kinds {
 		mask |= 1 << uint(k)
@@ -238,14 +267,14 @@ func (b *Bus) Subscribe(name string, size int, kinds ...Kind) *Subscription {
 			mask |= 1 << uint(k)
 		}
 	}
-	if size < 1 {
-		size = 1
-	}
-	s := &Subscription{name: name, mask: mask, ch: make(chan *Event, size), bus: b, wake: make(chan struct{}, 1)}
+	return mask
+}
+
+func (b *Bus) add(s *Subscription) *Subscription {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		close(s.ch)
+		s.closeLocked()
 		return s
 	}
 	old := *b.subs.Load()
@@ -281,7 +310,16 @@ func (b *Bus) remove(s *Subscription) {
 	}
 	b.subs.Store(&next)
 	b.recomputeMask(next)
-	close(s.ch)
+	s.closeLocked()
+}
+
+// closeLocked closes s's channels; b.mu is held for writing, so no
+// Publish is sending to it or calling it.
+func (s *Subscription) closeLocked() {
+	if s.ch != nil {
+		close(s.ch)
+	}
+	close(s.done)
 }
 
 // Publish hands e to every subscription that wants its kind. It never blocks:
@@ -303,13 +341,19 @@ func (b *Bus) Publish(e *Event) {
 	bit := uint64(1) << uint(e.Kind)
 	refs := int32(1) // the publisher's, given up at the end
 	for _, s := range subs {
-		if s.mask&bit != 0 {
+		if s.mask&bit != 0 && s.ch != nil {
 			refs++
 		}
 	}
 	atomic.StoreInt32(&e.refs, refs)
 	for _, s := range subs {
 		if s.mask&bit == 0 {
+			continue
+		}
+		if s.fn != nil {
+			if !s.fn(e) {
+				s.dropped.Add(1)
+			}
 			continue
 		}
 		select {
@@ -337,7 +381,7 @@ func (b *Bus) Close() {
 	}
 	b.closed = true
 	for _, s := range *b.subs.Load() {
-		close(s.ch)
+		s.closeLocked()
 	}
 	empty := []*Subscription{}
 	b.subs.Store(&empty)

@@ -140,3 +140,65 @@ func TestPromptSignalsAfterQueueing(t *testing.T) {
 		t.Fatal("signalled after Prompt() with no kinds")
 	}
 }
+
+// TestObserve: an observer is called with the kinds it asked for, in the
+// order they are published, before Publish returns; false counts a drop;
+// the event goes back to the pool at once (no reference is left for the
+// observer); after Close returns it is not called again and Done is
+// closed.
+func TestObserve(t *testing.T) {
+	b := NewBus()
+	defer b.Close()
+	var mu sync.Mutex
+	var got []string
+	s := b.Observe("obs", func(e *Event) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if e.Time.IsZero() {
+			t.Error("event without a time")
+		}
+		got = append(got, e.ClientID)
+		return len(got) <= 2
+	}, ClientConnected)
+	if !b.Wants(ClientConnected) || b.Wants(MessagePublish) {
+		t.Fatal("mask must follow observers")
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		e := New()
+		e.Kind, e.ClientID = ClientConnected, id
+		b.Publish(e)
+		if e.refs != 0 {
+			t.Fatalf("%d references left after Publish", e.refs)
+		}
+	}
+	b.Publish(&Event{Kind: MessagePublish, ClientID: "unwanted"})
+	mu.Lock()
+	if len(got) != 3 || got[0] != "a" || got[1] != "b" || got[2] != "c" {
+		t.Fatalf("observed %q, want a b c", got)
+	}
+	mu.Unlock()
+	if s.Dropped() != 1 {
+		t.Fatalf("dropped %d, want 1", s.Dropped())
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 1000 {
+				b.Publish(&Event{Kind: ClientConnected})
+			}
+		}()
+	}
+	s.Close()
+	<-s.Done()
+	mu.Lock()
+	n := len(got)
+	mu.Unlock()
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != n {
+		t.Fatalf("called %d times after Close returned", len(got)-n)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,7 +66,7 @@ type Options struct {
 	MaxBackoff       time.Duration // longest retry delay; 0 = 2m
 	BreakerThreshold int           // consecutive retryable failures that open an endpoint's breaker; 0 = 5
 
-	QueueSize int          // events buffered between the bus and the outbox writer; 0 = 65536
+	QueueSize int          // events in the inbox, between the bus and the outbox writer; 0 = 65536
 	Logger    *slog.Logger // nil = discard
 
 	spillWindow int // jobs in memory per endpoint before new events spill; 0 = spillWindow (tests set it)
@@ -159,15 +160,13 @@ type Dispatcher struct {
 	// rules batch (groupWait > CommitInterval): an event of one of them
 	// cuts the writer's wait down to CommitInterval (see gather).
 	prompt [events.NumKinds]bool
-	wake   <-chan struct{} // the subscription's signal for the prompt kinds
-	timer  *time.Timer     // gather's, stopped between waits
-	ids    idSource        // used by the outbox writer only
-	// arena is where the outbox writer encodes the records of one commit,
-	// reused from one commit to the next. A body is copied out of it, at
-	// its exact size, only when it is kept in memory: a body's size is not
-	// known before it is encoded (a binary payload's JSON escapes take up
-	// to 6 bytes a byte), and growing a guessed buffer per event cost more
-	// than the copy.
+	wake   chan struct{} // signalled by observe for the prompt kinds
+	timer  *time.Timer   // gather's, stopped between waits
+	ids    idSource      // used by the outbox writer only
+	// arena is where the outbox writer makes the records of one commit
+	// (a head, and the event record from the inbox), reused from one
+	// commit to the next. A body is copied out of it, at its exact size,
+	// only when it is kept in memory.
 	arena []byte
 	// items and puts are the outbox writer's per-commit lists, reused
 	// like arena: allocating them per commit (100 KB for 1,000 events)
@@ -175,6 +174,19 @@ type Dispatcher struct {
 	// page faults of fresh memory.
 	items []item
 	puts  []store.Record
+
+	// The inbox: the events observe took from the bus, as event records,
+	// each after its length (4 bytes, little-endian), until the outbox
+	// writer takes them all at once (takeInbox). Taking an event this way
+	// costs the broker's goroutine a copy of its fields; handing over the
+	// event itself (a channel of pooled events, released by the writer)
+	// cost it and the writer more, and kept every event, and its payload,
+	// out of the pool until the next commit.
+	inMu    sync.Mutex
+	inbox   []byte
+	inCount int           // events in inbox, at most Options.QueueSize
+	inSpare []byte        // the writer's: the inbox it took last, for reuse
+	ready   chan struct{} // signalled when the inbox gets its first event
 
 	epMu   sync.Mutex
 	eps    map[string]*endpoint
@@ -261,12 +273,13 @@ func New(o Options) (*Dispatcher, error) {
 		}
 	}
 	d := &Dispatcher{
-		o:    o,
-		log:  o.Logger,
-		ids:  newIDSource(),
-		eps:  map[string]*endpoint{},
-		kick: make(chan struct{}, 1),
-		dead: &deadLetters{path: filepath.Join(o.Dir, DeadFile)},
+		o:     o,
+		log:   o.Logger,
+		ids:   newIDSource(),
+		eps:   map[string]*endpoint{},
+		kick:  make(chan struct{}, 1),
+		ready: make(chan struct{}, 1),
+		dead:  &deadLetters{path: filepath.Join(o.Dir, DeadFile)},
 	}
 	d.client = &http.Client{Transport: newTransport(o.PoolSize, o.TLS, 0)}
 	d.batchClient = &http.Client{Transport: newTransport(o.PoolSize, o.TLS, batchWriteBuffer)}
@@ -507,18 +520,12 @@ func (d *Dispatcher) Kinds() []events.Kind {
 // Start subscribes to bus and starts delivering, beginning with the events
 // left pending by a previous run.
 func (d *Dispatcher) Start(bus *events.Bus) {
-	d.sub = bus.Subscribe("webhook", d.o.QueueSize, d.Kinds()...)
-	var prompt []events.Kind
-	for k, p := range d.prompt {
-		if p {
-			prompt = append(prompt, events.Kind(k))
-		}
-	}
-	if len(prompt) > 0 {
-		d.wake = d.sub.Prompt(prompt...)
+	if slices.Contains(d.prompt[:], true) {
+		d.wake = make(chan struct{}, 1)
 		d.timer = time.NewTimer(time.Hour)
 		d.timer.Stop()
 	}
+	d.sub = bus.Observe("webhook", d.observe, d.Kinds()...)
 	d.mu.Lock()
 	loaded := d.pending.appendFirst(nil, d.pending.len())
 	for _, ep := range d.epList {
@@ -590,48 +597,109 @@ func (d *Dispatcher) allDown() bool {
 	return len(d.epList) > 0
 }
 
-// run moves events from the bus into the outbox, and acknowledged
+// maxInbox bounds the bytes in the inbox, whatever Options.QueueSize
+// says: 65,536 events of 1 MB payloads would otherwise be 64 GB. The
+// writer takes the inbox at least every 100 ms; this is 640 MB/s of events
+// for that long, more than a disk takes in.
+const maxInbox = 64 << 20
+
+// observe takes event e from the bus into the inbox, if a rule posts it;
+// false when the inbox is full (Options.QueueSize events, or maxInbox
+// bytes). It runs on the publisher's goroutine.
+func (d *Dispatcher) observe(e *events.Event) bool {
+	if sysTopic(e) || !d.posted(e) {
+		return true
+	}
+	d.inMu.Lock()
+	if d.inCount >= d.o.QueueSize || len(d.inbox) >= maxInbox {
+		d.inMu.Unlock()
+		return false
+	}
+	d.inCount++
+	first := d.inCount == 1
+	at := len(d.inbox)
+	d.inbox = appendEventRec(append(d.inbox, 0, 0, 0, 0), e)
+	binary.LittleEndian.PutUint32(d.inbox[at:], uint32(len(d.inbox)-at-4))
+	d.inMu.Unlock()
+	if first {
+		signal(d.ready)
+	}
+	if d.prompt[e.Kind] && d.wake != nil {
+		signal(d.wake)
+	}
+	return true
+}
+
+// posted reports whether a rule posts e.
+func (d *Dispatcher) posted(e *events.Event) bool {
+	for i := range d.rules[e.Kind] {
+		if d.rules[e.Kind][i].matches(e) {
+			return true
+		}
+	}
+	return false
+}
+
+// signal leaves a signal on c, a channel of one, unless one is waiting.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// takeInbox returns the inbox's events and empties it.
+func (d *Dispatcher) takeInbox() []byte {
+	d.inMu.Lock()
+	defer d.inMu.Unlock()
+	recs := d.inbox
+	d.inbox, d.inCount = d.inSpare[:0], 0
+	return recs
+}
+
+// inboxLen is how many events the inbox holds.
+func (d *Dispatcher) inboxLen() int {
+	d.inMu.Lock()
+	defer d.inMu.Unlock()
+	return d.inCount
+}
+
+// run moves events from the inbox into the outbox, and acknowledged
 // deliveries out of it, one write per batch (fsynced per SyncInterval).
 func (d *Dispatcher) run() {
 	defer d.writerWG.Done()
-	ch := d.sub.C()
-	evs := make([]*events.Event, 0, 256)
+	closed := d.sub.Done()
 	for {
-		evs = evs[:0]
 		open := true
 		select {
-		case e, ok := <-ch:
-			if ok {
-				evs = append(evs, e)
-			} else {
-				open = false
-			}
+		case <-d.ready:
 		case <-d.kick:
+		case <-closed:
+			open = false // observe is not called again: take what it left
 		}
-		if open && d.o.CommitInterval > 0 && len(ch) < maxCommit {
+		if open && d.o.CommitInterval > 0 && d.inboxLen() < maxCommit {
 			// Let a group gather: one wake-up and one write for all the
 			// events of the window instead of one per event, and for the
 			// acknowledgements of the deliveries that end meanwhile (a
 			// kick).
-			d.gather(evs)
+			d.gather()
 		}
-	drain:
-		for open && len(evs) < maxCommit {
-			select {
-			case e, ok := <-ch:
-				if !ok {
-					open = false
-					break drain
-				}
-				evs = append(evs, e)
-			default:
-				break drain
+		all := d.takeInbox()
+		recs := all
+		for {
+			n, i := 0, 0
+			for i < len(recs) && n < maxCommit {
+				i += 4 + int(binary.LittleEndian.Uint32(recs[i:]))
+				n++
+			}
+			d.commit(recs[:i], n)
+			if recs = recs[i:]; len(recs) == 0 {
+				break
 			}
 		}
-		d.commit(evs)
-		for i, e := range evs {
-			e.Release() // the records hold what is needed now
-			evs[i] = nil
+		d.inSpare = all[:0]
+		if cap(all) > 8<<20 {
+			d.inSpare = nil // do not keep a burst's buffer
 		}
 		if !open {
 			return
@@ -639,13 +707,11 @@ func (d *Dispatcher) run() {
 	}
 }
 
-// gather lets events gather on the bus queue before a commit, first (the
-// events taken so far) among them: for groupWait, or outageCommitInterval
-// while every endpoint's breaker is open. An event of a prompt kind, in
-// first or coming meanwhile, shortens the wait to CommitInterval from when
-// it came. The wait caps the writer's wake-ups and writes at one per
-// interval.
-func (d *Dispatcher) gather(first []*events.Event) {
+// gather lets events gather in the inbox before a commit: for groupWait,
+// or outageCommitInterval while every endpoint's breaker is open. An event
+// of a prompt kind shortens the wait to CommitInterval from when it came.
+// The wait caps the writer's wake-ups and writes at one per interval.
+func (d *Dispatcher) gather() {
 	wait := d.groupWait
 	if d.allDown() {
 		time.Sleep(max(wait, outageCommitInterval)) // nothing is delivered before a probe succeeds
@@ -654,12 +720,6 @@ func (d *Dispatcher) gather(first []*events.Event) {
 	if d.wake == nil || wait <= d.o.CommitInterval {
 		time.Sleep(wait)
 		return
-	}
-	for _, e := range first {
-		if d.prompt[e.Kind] {
-			time.Sleep(d.o.CommitInterval)
-			return
-		}
 	}
 	start := time.Now()
 	d.timer.Reset(wait)
@@ -688,40 +748,36 @@ type item struct {
 
 func (it *item) size() int64 { return int64(len(it.rec)) }
 
-// commit stores the deliveries of evs and removes acknowledged ones in one
-// outbox transaction, then hands the new ones to their endpoints.
-func (d *Dispatcher) commit(evs []*events.Event) {
-	n := 0
-	for _, e := range evs {
-		if sysTopic(e) {
-			continue
+// commit stores the deliveries of the n events of recs (taken from the
+// inbox) and removes acknowledged ones in one outbox transaction, then
+// hands the new ones to their endpoints.
+func (d *Dispatcher) commit(recs []byte, n int) {
+	items := slices.Grow(d.items[:0], n) // one rule per event is the rule
+
+	arena := d.arena[:0]
+	now := time.Now()
+	var e events.Event
+	for len(recs) > 0 {
+		n := 4 + int(binary.LittleEndian.Uint32(recs))
+		rec := recs[4:n]
+		recs = recs[n:]
+		if err := readEventRec(&e, rec); err != nil {
+			panic(err) // observe wrote it
 		}
 		for i := range d.rules[e.Kind] {
-			if d.rules[e.Kind][i].matches(e) {
-				n++
-			}
-		}
-	}
-	items := d.items[:0]
-	arena := d.arena[:0]
-	if n > 0 {
-		items = slices.Grow(items, n)
-		seq := d.q.Reserve(n)
-		now := time.Now()
-		for _, e := range evs {
-			if sysTopic(e) {
+			r := &d.rules[e.Kind][i]
+			if !r.matches(&e) {
 				continue
 			}
-			for i := range d.rules[e.Kind] {
-				r := &d.rules[e.Kind][i]
-				if !r.matches(e) {
-					continue
-				}
-				var it item
-				it, arena = d.newItem(arena, e, r.ep, seq, now)
-				seq++
-				items = append(items, it)
-			}
+			var it item
+			it, arena = d.newItem(arena, &e, rec, r.ep, now)
+			items = append(items, it)
+		}
+	}
+	if len(items) > 0 {
+		seq := d.q.Reserve(len(items))
+		for i := range items {
+			items[i].seq = seq + uint64(i)
 		}
 	}
 	puts := slices.Grow(d.puts[:0], len(items))
@@ -740,7 +796,8 @@ func (d *Dispatcher) commit(evs []*events.Event) {
 		if ep := it.ep; d.spills(ep) {
 			ep.spill.push(spilled{seq: it.seq, created: it.created.UnixNano(), size: uint32(size), kind: it.kind})
 		} else {
-			it.j = &job{seq: it.seq, idBytes: it.id, client: it.client, event: it.kind, created: it.created, size: size, ep: ep}
+			// it.client is a view of the inbox, which the next commit reuses.
+			it.j = &job{seq: it.seq, idBytes: it.id, client: strings.Clone(it.client), event: it.kind, created: it.created, size: size, ep: ep}
 			d.pending.push(it.j)
 			ep.live++
 		}
@@ -1087,9 +1144,9 @@ func sysTopic(e *events.Event) bool {
 	return false
 }
 
-// newItem encodes the record of e for ep, numbered seq, at the end of
-// arena.
-func (d *Dispatcher) newItem(arena []byte, e *events.Event, ep *endpoint, seq uint64, now time.Time) (item, []byte) {
+// newItem encodes the record of e for ep at the end of arena: a head, then
+// body, e's event record.
+func (d *Dispatcher) newItem(arena []byte, e *events.Event, body []byte, ep *endpoint, now time.Time) (item, []byte) {
 	id := d.ids.newIDBytes(now)
 	client := e.ClientID
 	if e.Kind == events.MessagePublish {
@@ -1102,8 +1159,8 @@ func (d *Dispatcher) newItem(arena []byte, e *events.Event, ep *endpoint, seq ui
 	start := len(arena)
 	rec := appendRecordHead(arena, ep.num, &id, created)
 	bodyAt := len(rec)
-	rec = appendEventRec(rec, e) // the JSON body is written when it is posted
-	return item{seq: seq, id: id, client: client, kind: e.Kind, created: created, ep: ep,
+	rec = append(rec, body...) // the JSON body is written when it is posted
+	return item{id: id, client: client, kind: e.Kind, created: created, ep: ep,
 		rec: rec[start:len(rec):len(rec)], body: rec[bodyAt:len(rec):len(rec)]}, rec
 }
 
@@ -1171,7 +1228,7 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 		err = fmt.Errorf("webhook: stop: %w", ctx.Err())
 	}
 	d.cancel()
-	d.commit(nil)
+	d.commit(nil, 0)
 	d.client.CloseIdleConnections()
 	d.batchClient.CloseIdleConnections()
 	if cerr := d.q.Close(); cerr != nil && err == nil {

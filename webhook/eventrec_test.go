@@ -136,7 +136,7 @@ func TestRecordHead(t *testing.T) {
 	at := time.UnixMilli(1733300000123)
 	for _, num := range []int{0, 300} {
 		for _, e := range recEvents() {
-			it, _ := d.newItem(nil, e, &endpoint{num: num}, 7, at)
+			it, _ := d.newItem(nil, e, appendEventRec(nil, e), &endpoint{num: num}, at)
 			r, gotNum, body, err := parseRecord(7, it.rec)
 			if err != nil {
 				t.Fatalf("%s: %v", e.Kind, err)

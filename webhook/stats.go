@@ -25,7 +25,7 @@ type Stats struct {
 	Memory    int64         // bytes of pending bodies held in memory (Options.MaxMemory)
 	Oldest    time.Duration // age of the oldest pending delivery; 0 if none
 	// BusDropped counts events lost before reaching the outbox because the
-	// bus queue was full.
+	// inbox (Options.QueueSize events) was full.
 	BusDropped uint64
 	// Commits counts the outbox writes: each takes the events and the
 	// acknowledgements gathered in one commit interval.
