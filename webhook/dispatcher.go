@@ -22,6 +22,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/mqgate/mqgate/events"
 	"github.com/mqgate/mqgate/store"
@@ -738,15 +739,27 @@ type item struct {
 	rec  []byte // the stored record, in d.arena
 	body []byte // its body, the event record, in d.arena
 	// what the job is made of
-	seq     uint64
-	id      [26]byte
-	client  string
-	kind    events.Kind
-	created time.Time
-	ep      *endpoint
+	seq      uint64
+	id       [26]byte
+	client   string
+	clientAt int // where client is in body; -1: not in it (empty)
+	kind     events.Kind
+	created  time.Time
+	ep       *endpoint
 }
 
 func (it *item) size() int64 { return int64(len(it.rec)) }
+
+// jobClient returns the client id for it.j: it.client is a view of the
+// inbox, which the next commit reuses. When the job holds its body, the
+// client id in it serves (a body held is never changed), which saves an
+// allocation per event.
+func (it *item) jobClient() string {
+	if it.j.body != nil && it.clientAt >= 0 {
+		return unsafe.String(&it.j.body[it.clientAt], len(it.client))
+	}
+	return strings.Clone(it.client)
+}
 
 // commit stores the deliveries of the n events of recs (taken from the
 // inbox) and removes acknowledged ones in one outbox transaction, then
@@ -796,8 +809,7 @@ func (d *Dispatcher) commit(recs []byte, n int) {
 		if ep := it.ep; d.spills(ep) {
 			ep.spill.push(spilled{seq: it.seq, created: it.created.UnixNano(), size: uint32(size), kind: it.kind})
 		} else {
-			// it.client is a view of the inbox, which the next commit reuses.
-			it.j = &job{seq: it.seq, idBytes: it.id, client: strings.Clone(it.client), event: it.kind, created: it.created, size: size, ep: ep}
+			it.j = &job{seq: it.seq, idBytes: it.id, event: it.kind, created: it.created, size: size, ep: ep} // client: below
 			d.pending.push(it.j)
 			ep.live++
 		}
@@ -838,6 +850,7 @@ func (d *Dispatcher) commit(recs []byte, n int) {
 			continue
 		}
 		d.holdLocked(it.j, it.body, !stored)
+		it.j.client = it.jobClient()
 	}
 	d.mu.Unlock()
 	d.arena = arena[:0]
@@ -1160,7 +1173,14 @@ func (d *Dispatcher) newItem(arena []byte, e *events.Event, body []byte, ep *end
 	rec := appendRecordHead(arena, ep.num, &id, created)
 	bodyAt := len(rec)
 	rec = append(rec, body...) // the JSON body is written when it is posted
-	return item{id: id, client: client, kind: e.Kind, created: created, ep: ep,
+	clientAt := -1
+	if len(client) > 0 && len(client) <= len(body) { // a view of body (readEventRec)
+		at := uintptr(unsafe.Pointer(unsafe.StringData(client))) - uintptr(unsafe.Pointer(unsafe.SliceData(body)))
+		if at <= uintptr(len(body)-len(client)) {
+			clientAt = int(at)
+		}
+	}
+	return item{id: id, client: client, clientAt: clientAt, kind: e.Kind, created: created, ep: ep,
 		rec: rec[start:len(rec):len(rec)], body: rec[bodyAt:len(rec):len(rec)]}, rec
 }
 

@@ -149,6 +149,26 @@ func TestRecordHead(t *testing.T) {
 				r.ClientID != client || !bytes.Equal(body, it.body) {
 				t.Fatalf("%s: read back %d %+v, want endpoint %d, id %s, client %q and the body", e.Kind, gotNum, r, num, it.id, client)
 			}
+			// As commit makes a job: from the event read back from the
+			// inbox, its client id a view of the record, held or not.
+			raw := appendEventRec(nil, e)
+			var inbox events.Event
+			if err := readEventRec(&inbox, raw); err != nil {
+				t.Fatal(err)
+			}
+			it2, _ := d.newItem(nil, &inbox, raw, &endpoint{num: num}, at)
+			for _, held := range []bool{true, false} {
+				it2.j = &job{}
+				if held {
+					it2.j.body = bytes.Clone(it2.body)
+				}
+				got := it2.jobClient()
+				clear(raw) // the inbox is reused
+				if got != client {
+					t.Fatalf("%s: job client %q (body held %v), want %q", e.Kind, got, held, client)
+				}
+				raw = appendEventRec(raw[:0], e)
+			}
 			for n := range len(it.rec) - len(it.body) {
 				if _, _, _, err := parseRecord(7, it.rec[:n]); err == nil {
 					t.Fatalf("%s: a head cut to %d bytes read back", e.Kind, n)
