@@ -172,8 +172,6 @@ type Subscription struct {
 	done    chan struct{}
 	dropped atomic.Uint64
 	bus     *Bus
-	prompt  atomic.Uint64 // kinds that signal wake after they are queued
-	wake    chan struct{}
 }
 
 // C is the channel events arrive on. It is closed when the subscription is
@@ -192,23 +190,6 @@ func (s *Subscription) Name() string { return s.name }
 
 // Close unsubscribes and closes the channel.
 func (s *Subscription) Close() { s.bus.remove(s) }
-
-// Prompt makes every later event of kinds signal the returned channel once
-// it is queued on C, and returns it. Signals coalesce: the channel holds
-// one, so a signal says that at least one such event was queued since the
-// last one was taken. A subscriber that lets events gather on C before
-// taking them (a group commit) waits on it too, to cut its wait short for
-// the kinds that should not wait. A signal can outlive its event: the
-// subscriber may have taken the event from C before the signal. Calling
-// Prompt again replaces the kinds; with none, nothing signals.
-func (s *Subscription) Prompt(kinds ...Kind) <-chan struct{} {
-	var mask uint64
-	for _, k := range kinds {
-		mask |= 1 << uint(k)
-	}
-	s.prompt.Store(mask)
-	return s.wake
-}
 
 // Bus fans events out to subscriptions without ever blocking the publisher.
 // The zero value is not usable; call NewBus.
@@ -242,7 +223,7 @@ func (b *Bus) Subscribe(name string, size int, kinds ...Kind) *Subscription {
 	if size < 1 {
 		size = 1
 	}
-	return b.add(&Subscription{name: name, mask: mask, ch: make(chan *Event, size), bus: b, wake: make(chan struct{}, 1), done: make(chan struct{})})
+	return b.add(&Subscription{name: name, mask: mask, ch: make(chan *Event, size), bus: b, done: make(chan struct{})})
 }
 
 // Observe registers fn to be called with every event of kinds (every kind
@@ -254,7 +235,7 @@ func (b *Bus) Subscribe(name string, size int, kinds ...Kind) *Subscription {
 // particular), after it returns. Calls may come from many goroutines at
 // once.
 func (b *Bus) Observe(name string, fn func(e *Event) bool, kinds ...Kind) *Subscription {
-	return b.add(&Subscription{name: name, mask: maskOf(kinds), fn: fn, bus: b, wake: make(chan struct{}, 1), done: make(chan struct{})})
+	return b.add(&Subscription{name: name, mask: maskOf(kinds), fn: fn, bus: b, done: make(chan struct{})})
 }
 
 func maskOf(kinds []Kind) uint64 {
@@ -358,12 +339,6 @@ func (b *Bus) Publish(e *Event) {
 		}
 		select {
 		case s.ch <- e:
-			if s.prompt.Load()&bit != 0 {
-				select {
-				case s.wake <- struct{}{}:
-				default: // a signal is already waiting
-				}
-			}
 		default:
 			s.dropped.Add(1)
 			e.Release()

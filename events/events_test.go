@@ -104,43 +104,6 @@ func TestReleaseCountsEveryReference(t *testing.T) {
 	}
 }
 
-// TestPromptSignalsAfterQueueing: only the prompt kinds signal, after their
-// event is on the channel, and signals coalesce into one.
-func TestPromptSignalsAfterQueueing(t *testing.T) {
-	b := NewBus()
-	defer b.Close()
-	s := b.Subscribe("gather", 8, MessagePublish, ClientConnected)
-	wake := s.Prompt(ClientConnected)
-	signalled := func() bool {
-		select {
-		case <-wake:
-			return true
-		default:
-			return false
-		}
-	}
-	b.Publish(&Event{Kind: MessagePublish})
-	if signalled() {
-		t.Fatal("a message.publish event signalled; only client.connected should")
-	}
-	b.Publish(&Event{Kind: ClientConnected})
-	b.Publish(&Event{Kind: ClientConnected})
-	if !signalled() {
-		t.Fatal("client.connected events did not signal")
-	}
-	if signalled() {
-		t.Fatal("two signals were kept; they should coalesce into one")
-	}
-	if got := len(s.C()); got != 3 {
-		t.Fatalf("%d events queued, want 3", got)
-	}
-	s.Prompt()
-	b.Publish(&Event{Kind: ClientConnected})
-	if signalled() {
-		t.Fatal("signalled after Prompt() with no kinds")
-	}
-}
-
 // TestObserve: an observer is called with the kinds it asked for, in the
 // order they are published, before Publish returns; false counts a drop;
 // the event goes back to the pool at once (no reference is left for the
