@@ -774,8 +774,9 @@ func (d *Dispatcher) commit(recs []byte, n int) {
 		n := 4 + int(binary.LittleEndian.Uint32(recs))
 		rec := recs[4:n]
 		recs = recs[n:]
-		if err := readEventRec(&e, rec); err != nil {
-			panic(err) // observe wrote it
+		if err := readEventRec(&e, rec); err != nil { // cannot be: observe wrote it
+			d.log.Error("web hook: unreadable event in the inbox, dropping it", "err", err)
+			continue
 		}
 		for i := range d.rules[e.Kind] {
 			r := &d.rules[e.Kind][i]
