@@ -481,13 +481,6 @@ func (d *Dispatcher) load() error {
 		}
 		j := &job{seq: r.Seq, idText: rec.ID, client: rec.ClientID, event: k, created: time.UnixMilli(rec.Time),
 			size: int64(len(r.Data)), ep: ep}
-		if err := checkBody(r.Seq, body); err != nil {
-			d.log.Error("web hook outbox: unreadable record, removing it", "seq", r.Seq, "err", err)
-			d.bytes -= int64(len(r.Data))
-			d.count--
-			bad = append(bad, r.Seq)
-			return nil
-		}
 		d.hold(j, body)
 		d.pending.push(j)
 		ep.live++
@@ -936,13 +929,33 @@ func (d *Dispatcher) unspill() {
 
 // parseRecord splits stored record seq into its header, with the number
 // of its endpoint in EndpointsFile (-1 for a record of an earlier version,
-// whose header names the endpoint itself), and its body.
+// whose header names the endpoint itself), and its body, which it checks
+// can be posted: an event record that reads, or an earlier version's JSON
+// body, sent as it is.
 func parseRecord(seq uint64, data []byte) (record, int, []byte, error) {
 	r, num, body, err := parseRecordHead(data)
+	if err == nil && num < 0 && isEventRec(body) { // parseRecordHead read this version's
+		var e events.Event
+		err = readEventRec(&e, body)
+	}
 	if err != nil {
 		return r, 0, nil, fmt.Errorf("webhook: outbox record %d: %w", seq, err)
 	}
 	return r, num, body, nil
+}
+
+// recordBody returns the body of a stored record, without reading its
+// header further than its end.
+func recordBody(data []byte) ([]byte, error) {
+	if len(data) > 0 && data[0] == recMark {
+		_, _, _, body, err := cutRecordHead(data)
+		return body, err
+	}
+	_, body, ok := bytes.Cut(data, []byte{'\n'})
+	if !ok {
+		return nil, errors.New("no body")
+	}
+	return body, nil
 }
 
 func parseRecordHead(data []byte) (record, int, []byte, error) {
@@ -976,20 +989,6 @@ func parseRecordHead(data []byte) (record, int, []byte, error) {
 	return r, -1, body, nil
 }
 
-// checkBody returns what is wrong with body, the stored body of record
-// seq, if it is an event record that cannot be read. The JSON body of a
-// record of an earlier version is sent as it is.
-func checkBody(seq uint64, body []byte) error {
-	if !isEventRec(body) {
-		return nil
-	}
-	var e events.Event
-	if err := readEventRec(&e, body); err != nil {
-		return fmt.Errorf("webhook: outbox record %d: %w", seq, err)
-	}
-	return nil
-}
-
 // spills reports whether a new event of ep goes to its spill instead of
 // becoming a job: ep is down, has spilled events already (which go first),
 // or holds a full window of jobs. d.mu must be held.
@@ -1004,9 +1003,6 @@ func (d *Dispatcher) loadJob(ep *endpoint, s spilled, rec []byte) (*job, error) 
 		return nil, err
 	}
 	j := &job{seq: s.seq, idText: r.ID, client: r.ClientID, event: s.kind, created: time.Unix(0, s.created), size: int64(s.size), ep: ep}
-	if err := checkBody(s.seq, body); err != nil {
-		return nil, err
-	}
 	d.hold(j, body)
 	return j, nil
 }
@@ -1054,7 +1050,7 @@ func (d *Dispatcher) appendBody(b []byte, j *job) ([]byte, error) {
 	if err != nil {
 		return b[:n], fmt.Errorf("webhook: outbox: event %d: %w", j.seq, err)
 	}
-	_, _, body, err := parseRecordHead(b[n:])
+	body, err := recordBody(b[n:])
 	if err != nil {
 		return b[:n], fmt.Errorf("webhook: outbox: event %d: %w", j.seq, err)
 	}

@@ -130,7 +130,8 @@ func TestEventRecordBodyAllocs(t *testing.T) {
 
 // TestRecordHead: a record made by newItem reads back as its endpoint's
 // number, the event's id, creation time, kind and client id, and its body;
-// a damaged head is an error, not a panic.
+// a damaged head, or an earlier version's record with a damaged body, is an
+// error, not a panic.
 func TestRecordHead(t *testing.T) {
 	d := &Dispatcher{ids: newIDSource()}
 	at := time.UnixMilli(1733300000123)
@@ -168,6 +169,15 @@ func TestRecordHead(t *testing.T) {
 					t.Fatalf("%s: job client %q (body held %v), want %q", e.Kind, got, held, client)
 				}
 				raw = appendEventRec(raw[:0], e)
+			}
+			// An earlier version's record: a JSON header before the event
+			// record, which must read as well.
+			legacy := append([]byte(`{"url":"http://h/x","clientid":"c","event":"x","id":"i","time":1}`+"\n"), it.body...)
+			if _, n, _, err := parseRecord(7, legacy); err != nil || n != -1 {
+				t.Fatalf("%s: legacy record: endpoint %d, %v", e.Kind, n, err)
+			}
+			if _, _, _, err := parseRecord(7, legacy[:len(legacy)-1]); err == nil {
+				t.Fatalf("%s: legacy record with a cut event record read back", e.Kind)
 			}
 			for n := range len(it.rec) - len(it.body) {
 				if _, _, _, err := parseRecord(7, it.rec[:n]); err == nil {
