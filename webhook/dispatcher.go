@@ -176,9 +176,9 @@ type Dispatcher struct {
 	items []item
 	puts  []store.Record
 
-	// The inbox: the events observe took from the bus, as event records,
-	// each after its length (4 bytes, little-endian), until the outbox
-	// writer takes them all at once (takeInbox). Taking an event this way
+	// The inbox: the events observe took from the bus, as entries that
+	// hold their event records (see observe), until the outbox writer
+	// takes them all at once (takeInbox). Taking an event this way
 	// costs the broker's goroutine a copy of its fields; handing over the
 	// event itself (a channel of pooled events, released by the writer)
 	// cost it and the writer more, and kept every event, and its payload,
@@ -599,9 +599,23 @@ const maxInbox = 64 << 20
 
 // observe takes event e from the bus into the inbox, if a rule posts it;
 // false when the inbox is full (Options.QueueSize events, or maxInbox
-// bytes). It runs on the publisher's goroutine.
+// bytes). It runs on the publisher's goroutine. An entry of the inbox is
+// its length (4 bytes, little-endian), the rules that post the event (the
+// length of the list as a uvarint, then their indexes in
+// d.rules[e.Kind] as uvarints: the writer does not match them again), and
+// the event record.
 func (d *Dispatcher) observe(e *events.Event) bool {
-	if sysTopic(e) || !d.posted(e) {
+	if sysTopic(e) {
+		return true
+	}
+	var buf [8]byte
+	posting := buf[:0]
+	for i := range d.rules[e.Kind] {
+		if d.rules[e.Kind][i].matches(e) {
+			posting = binary.AppendUvarint(posting, uint64(i))
+		}
+	}
+	if len(posting) == 0 {
 		return true
 	}
 	d.inMu.Lock()
@@ -612,7 +626,8 @@ func (d *Dispatcher) observe(e *events.Event) bool {
 	d.inCount++
 	first := d.inCount == 1
 	at := len(d.inbox)
-	d.inbox = appendEventRec(append(d.inbox, 0, 0, 0, 0), e)
+	d.inbox = binary.AppendUvarint(append(d.inbox, 0, 0, 0, 0), uint64(len(posting)))
+	d.inbox = appendEventRec(append(d.inbox, posting...), e)
 	binary.LittleEndian.PutUint32(d.inbox[at:], uint32(len(d.inbox)-at-4))
 	d.inMu.Unlock()
 	if first {
@@ -624,14 +639,14 @@ func (d *Dispatcher) observe(e *events.Event) bool {
 	return true
 }
 
-// posted reports whether a rule posts e.
-func (d *Dispatcher) posted(e *events.Event) bool {
-	for i := range d.rules[e.Kind] {
-		if d.rules[e.Kind][i].matches(e) {
-			return true
-		}
-	}
-	return false
+// nextInbox splits the first entry off recs, entries of the inbox (see
+// observe): the indexes of the rules that post its event, its event
+// record, and the entries after it.
+func nextInbox(recs []byte) (posting, rec, rest []byte) {
+	n := 4 + int(binary.LittleEndian.Uint32(recs))
+	entry, rest := recs[4:n], recs[n:]
+	m, k := binary.Uvarint(entry)
+	return entry[k : k+int(m)], entry[k+int(m):], rest
 }
 
 // signal leaves a signal on c, a channel of one, unless one is waiting.
@@ -764,20 +779,17 @@ func (d *Dispatcher) commit(recs []byte, n int) {
 	now := time.Now()
 	var e events.Event
 	for len(recs) > 0 {
-		n := 4 + int(binary.LittleEndian.Uint32(recs))
-		rec := recs[4:n]
-		recs = recs[n:]
+		var posting, rec []byte
+		posting, rec, recs = nextInbox(recs)
 		if err := readEventRec(&e, rec); err != nil { // cannot be: observe wrote it
 			d.log.Error("web hook: unreadable event in the inbox, dropping it", "err", err)
 			continue
 		}
-		for i := range d.rules[e.Kind] {
-			r := &d.rules[e.Kind][i]
-			if !r.matches(&e) {
-				continue
-			}
+		for len(posting) > 0 {
+			i, k := binary.Uvarint(posting)
+			posting = posting[k:]
 			var it item
-			it, arena = d.newItem(arena, &e, rec, r.ep, now)
+			it, arena = d.newItem(arena, &e, rec, d.rules[e.Kind][i].ep, now)
 			items = append(items, it)
 		}
 	}

@@ -125,6 +125,38 @@ func TestTopicFiltersAndSys(t *testing.T) {
 	}
 }
 
+// TestRulesOfOneEvent: each of several rules of one event posts the
+// events its filter matches to its own endpoint, and only those.
+func TestRulesOfOneEvent(t *testing.T) {
+	a, b, c := newReceiver(t, nil), newReceiver(t, nil), newReceiver(t, nil)
+	_, bus := startDispatcher(t, webhook.Options{URL: b.srv.URL, Rules: []webhook.Rule{
+		rule(t, "web.hook.rule.message.publish.1", fmt.Sprintf(`{"action": "on_message_publish", "topic": "a/#", "url": %q}`, a.srv.URL)),
+		rule(t, "web.hook.rule.message.publish.2", `{"action": "on_message_publish"}`),
+		rule(t, "web.hook.rule.message.publish.3", fmt.Sprintf(`{"action": "on_message_publish", "topic": "c/#", "url": %q}`, c.srv.URL)),
+	}})
+	for _, topic := range []string{"a/1", "b/1", "c/1", "a/2"} {
+		bus.Publish(&events.Event{Kind: events.MessagePublish, FromClientID: "p", Topic: topic, Payload: []byte(topic)})
+	}
+	topics := func(rc *receiver, n int) string {
+		reqs := rc.waitFor(t, fmt.Sprint(n, " events"), func(rs []request) bool { return len(rs) >= n })
+		var got []string
+		for _, body := range bodies(t, reqs) {
+			got = append(got, body["topic"].(string))
+		}
+		return strings.Join(got, " ")
+	}
+	topics(b, 4)
+	time.Sleep(50 * time.Millisecond) // let anything wrongly posted arrive too
+	for _, tc := range []struct {
+		rc   *receiver
+		want string
+	}{{a, "a/1 a/2"}, {b, "a/1 b/1 c/1 a/2"}, {c, "c/1"}} {
+		if got := topics(tc.rc, 0); got != tc.want {
+			t.Fatalf("endpoint posted %q, want %q", got, tc.want)
+		}
+	}
+}
+
 // TestBreakerSparesDeadEndpoint: with the endpoint failing, many clients'
 // events cost a handful of requests while the breaker is open, not one per
 // lane per retry; after recovery everything is delivered.
