@@ -43,14 +43,20 @@ func (e *endpointDecl) batch() Batch {
 	return Batch{MaxSize: e.BatchSize, MaxDelay: time.Duration(e.BatchDelay) * time.Millisecond}
 }
 
-// key identifies e's endpoint: header names are case-insensitive.
+// key identifies e's endpoint, to the millisecond of its batch delay.
 func (e *endpointDecl) key() string {
+	return endpointKey(e.URL, e.Headers, strconv.Itoa(e.BatchSize)+"/"+strconv.FormatInt(e.BatchDelay, 10))
+}
+
+// endpointKey identifies an endpoint by its URL, headers (their names are
+// case-insensitive) and batch settings.
+func endpointKey(url string, headers map[string]string, batch string) string {
 	var sb strings.Builder
-	sb.WriteString(e.URL)
-	for _, k := range slices.Sorted(maps.Keys(e.Headers)) {
-		sb.WriteString("\x00" + strings.ToLower(k) + "=" + e.Headers[k])
+	sb.WriteString(url)
+	for _, k := range slices.Sorted(maps.Keys(headers)) {
+		sb.WriteString("\x00" + strings.ToLower(k) + "=" + headers[k])
 	}
-	sb.WriteString("\x00" + strconv.Itoa(e.BatchSize) + "/" + strconv.FormatInt(e.BatchDelay, 10))
+	sb.WriteString("\x00" + batch)
 	return sb.String()
 }
 

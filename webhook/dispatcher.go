@@ -413,13 +413,7 @@ func newTransport(pool int, tc *tls.Config, writeBuf int) *http.Transport {
 
 // endpoint returns the endpoint for url, headers and batch, creating it.
 func (d *Dispatcher) endpoint(url string, headers map[string]string, b Batch) *endpoint {
-	var sb strings.Builder
-	sb.WriteString(url)
-	for _, k := range slices.Sorted(maps.Keys(headers)) {
-		sb.WriteString("\x00" + strings.ToLower(k) + "=" + headers[k])
-	}
-	sb.WriteString("\x00" + strconv.Itoa(b.MaxSize) + "/" + b.MaxDelay.String())
-	key := sb.String()
+	key := endpointKey(url, headers, strconv.Itoa(b.MaxSize)+"/"+b.MaxDelay.String())
 	d.epMu.Lock()
 	defer d.epMu.Unlock()
 	if ep, ok := d.eps[key]; ok {
