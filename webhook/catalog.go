@@ -71,6 +71,9 @@ type catalog struct {
 	list   []*endpointDecl // by number; nil: free
 	byKey  map[string]int
 	dirty  bool
+	// eps are the endpoints of this run that hold a number (give): the
+	// ones records or rules name.
+	eps map[int]*endpoint
 }
 
 type catalogFile struct {
@@ -79,7 +82,7 @@ type catalogFile struct {
 
 // openCatalog reads the catalog at path; an absent file is an empty one.
 func openCatalog(path string, noSync bool) (*catalog, error) {
-	c := &catalog{path: path, noSync: noSync, byKey: map[string]int{}}
+	c := &catalog{path: path, noSync: noSync, byKey: map[string]int{}, eps: map[int]*endpoint{}}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return c, nil
@@ -132,10 +135,20 @@ func (c *catalog) get(i uint64) *endpointDecl {
 	return c.list[i]
 }
 
-// prune frees the numbers that used does not hold.
-func (c *catalog) prune(used map[int]bool) {
+// give gives ep number n, the one its new records carry, unless it has
+// one: an endpoint can have two when records of an earlier run name it by
+// another.
+func (c *catalog) give(ep *endpoint, n int) {
+	if ep.num < 0 {
+		ep.num = n
+	}
+	c.eps[n] = ep
+}
+
+// prune frees the numbers that no endpoint was given.
+func (c *catalog) prune() {
 	for i, e := range c.list {
-		if e != nil && !used[i] {
+		if e != nil && c.eps[i] == nil {
 			delete(c.byKey, e.key())
 			c.list[i] = nil
 			c.dirty = true

@@ -192,10 +192,6 @@ type Dispatcher struct {
 	epMu   sync.Mutex
 	eps    map[string]*endpoint
 	epList []*endpoint // the values of eps; set by New, read-only after it
-	// cat numbers the endpoints in EndpointsFile, and byNum finds them by
-	// their number; both are used by New only.
-	cat   *catalog
-	byNum map[int]*endpoint
 
 	mu          sync.Mutex // guards the fields below
 	pending     fifo[*job] // in seq order; may hold done jobs
@@ -320,17 +316,17 @@ func New(o Options) (*Dispatcher, error) {
 	}
 	d.q = q
 	d.ctx, d.cancel = context.WithCancel(context.Background())
-	if d.cat, err = openCatalog(filepath.Join(o.Dir, EndpointsFile), o.NoSync); err != nil {
+	cat, err := openCatalog(filepath.Join(o.Dir, EndpointsFile), o.NoSync)
+	if err != nil {
 		q.Close()
 		return nil, err
 	}
-	d.byNum = map[int]*endpoint{}
 	for _, ep := range d.eps {
-		if n, ok := d.cat.lookup(declOf(ep)); ok {
-			d.number(ep, n)
+		if n, ok := cat.lookup(declOf(ep)); ok {
+			cat.give(ep, n)
 		}
 	}
-	if err := d.load(); err != nil {
+	if err := d.load(cat); err != nil {
 		q.Close()
 		return nil, err
 	}
@@ -339,20 +335,15 @@ func New(o Options) (*Dispatcher, error) {
 	// may be given again.
 	for _, ep := range d.eps { // no endpoint is added after load
 		if ep.num < 0 {
-			d.number(ep, d.cat.number(declOf(ep)))
+			cat.give(ep, cat.number(declOf(ep)))
 		}
 		d.epList = append(d.epList, ep)
 	}
-	used := map[int]bool{}
-	for n := range d.byNum {
-		used[n] = true
-	}
-	d.cat.prune(used)
-	if err := d.cat.save(); err != nil { // before any record carries a new number
+	cat.prune()
+	if err := cat.save(); err != nil { // before any record carries a new number
 		q.Close()
 		return nil, err
 	}
-	d.cat, d.byNum = nil, nil
 	return d, nil
 }
 
@@ -424,42 +415,33 @@ func (d *Dispatcher) endpoint(url string, headers map[string]string, b Batch) *e
 	return ep
 }
 
-// number gives ep number n in EndpointsFile, the one its new records
-// carry, unless it has one: an endpoint can have two when records of an
-// earlier run name it by another.
-func (d *Dispatcher) number(ep *endpoint, n int) {
-	if ep.num < 0 {
-		ep.num = n
-	}
-	d.byNum[n] = ep
-}
-
 // recordEndpoint returns the endpoint of a record: the one it names by
-// number (num >= 0) or in its header.
-func (d *Dispatcher) recordEndpoint(rec *record, num int) (*endpoint, error) {
+// number in cat (num >= 0) or in its header.
+func (d *Dispatcher) recordEndpoint(cat *catalog, rec *record, num int) (*endpoint, error) {
 	if num < 0 {
 		return d.endpoint(rec.URL, rec.Headers, rec.batch()), nil
 	}
-	if ep := d.byNum[num]; ep != nil {
+	if ep := cat.eps[num]; ep != nil {
 		return ep, nil
 	}
-	e := d.cat.get(uint64(num))
+	e := cat.get(uint64(num))
 	if e == nil {
 		return nil, fmt.Errorf("endpoint %d is not in %s", num, EndpointsFile)
 	}
 	ep := d.endpoint(e.URL, e.Headers, e.batch())
-	d.number(ep, num)
+	cat.give(ep, num)
 	return ep, nil
 }
 
-// load reads the pending deliveries of a previous run.
-func (d *Dispatcher) load() error {
+// load reads the pending deliveries of a previous run, whose records name
+// their endpoints in cat.
+func (d *Dispatcher) load(cat *catalog) error {
 	var bad []uint64
 	err := d.q.Scan(func(r store.Record) error {
 		rec, num, body, err := parseRecord(r.Seq, r.Data)
 		var ep *endpoint
 		if err == nil {
-			ep, err = d.recordEndpoint(&rec, num)
+			ep, err = d.recordEndpoint(cat, &rec, num)
 		}
 		if err != nil {
 			d.log.Error("web hook outbox: unreadable record, removing it", "seq", r.Seq, "err", err)
