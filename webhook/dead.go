@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -240,7 +241,8 @@ func replayOne(ctx context.Context, o ReplayOptions, l DeadLetter) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.RequestTimeout)
 	defer cancel()
-	req, err := newRequest(ctx, l.URL, l.Headers, l.ID, body, o.Signer, time.Now())
+	open := func() io.ReadCloser { return io.NopCloser(bytes.NewReader(body)) }
+	req, err := newRequest(ctx, l.URL, l.Headers, l.ID, body, open, o.Signer, time.Now())
 	if err != nil {
 		return err
 	}

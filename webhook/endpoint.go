@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -394,12 +393,10 @@ func (ep *endpoint) post(jobs []*job) result {
 	}
 	ctx, cancel := context.WithTimeout(d.ctx, d.o.RequestTimeout)
 	defer cancel()
-	req, err := newRequest(ctx, ep.url, ep.headers, first.id(), body, d.o.Signer, time.Now())
+	req, err := newRequest(ctx, ep.url, ep.headers, first.id(), body, pb.reader, d.o.Signer, time.Now())
 	if err != nil {
 		return result{err: err} // a bad URL cannot get better: dead letter
 	}
-	req.Body = pb.reader()
-	req.GetBody = func() (io.ReadCloser, error) { return pb.reader(), nil }
 	client := d.client
 	if ep.batch.MaxSize > 0 {
 		client = d.batchClient
@@ -493,14 +490,17 @@ func (d *Dispatcher) requestBody(b []byte, jobs []*job, batch bool) (body []byte
 	return append(b, ']'), first, nil
 }
 
-// newRequest builds the POST of body to url: the configured headers, a JSON
+// newRequest builds the POST of body to url, read through open (once per
+// attempt, as the transport may retry): the configured headers, a JSON
 // content type (always, as in EMQX 4), the event id as Idempotency-Key and
 // webhook-id, and the Standard Webhooks signature when s is set.
-func newRequest(ctx context.Context, url string, headers map[string]string, id string, body []byte, s *Signer, now time.Time) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+func newRequest(ctx context.Context, url string, headers map[string]string, id string, body []byte, open func() io.ReadCloser, s *Signer, now time.Time) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
+	req.Body, req.ContentLength = open(), int64(len(body))
+	req.GetBody = func() (io.ReadCloser, error) { return open(), nil }
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
