@@ -12,6 +12,7 @@ import (
 
 	transport "github.com/mqgate/mqgate/broker/listener"
 	"github.com/mqgate/mqgate/broker/topics"
+	"github.com/mqgate/mqgate/internal/rawconn"
 	"github.com/mqgate/mqgate/mqtt"
 	"github.com/mqgate/mqgate/store/wal"
 	"golang.org/x/time/rate"
@@ -231,6 +232,9 @@ func (b *Broker) acceptLoop(l *listener) {
 			continue
 		}
 		delay = 0
+		// Reads and writes as raw system calls (see package rawconn):
+		// beneath TLS and WebSocket too.
+		nc = rawconn.Wrap(nc)
 		if max := l.cfg.MaxConnections; max > 0 && l.count.Load() >= int64(max) {
 			b.m.connRefused.Add(1)
 			_ = nc.Close()
