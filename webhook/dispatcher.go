@@ -25,6 +25,7 @@ import (
 	"unsafe"
 
 	"github.com/mqgate/mqgate/events"
+	"github.com/mqgate/mqgate/internal/rawconn"
 	"github.com/mqgate/mqgate/store"
 )
 
@@ -391,7 +392,7 @@ const batchWriteBuffer = 64 << 10
 func newTransport(pool int, tc *tls.Config, writeBuf int) *http.Transport {
 	return &http.Transport{
 		WriteBufferSize:       writeBuf,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           dial,
 		MaxIdleConns:          pool * 4,
 		MaxIdleConnsPerHost:   pool,
 		MaxConnsPerHost:       pool,
@@ -400,6 +401,20 @@ func newTransport(pool int, tc *tls.Config, writeBuf int) *http.Transport {
 		ExpectContinueTimeout: time.Second,
 		TLSClientConfig:       tc,
 	}
+}
+
+// dialer makes the connections to the endpoints.
+var dialer = net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+
+// dial connects to an endpoint. The connection's reads and writes are raw
+// system calls (see package rawconn): a request posted by a broker that
+// was idle then does not wake the Go runtime's monitor thread.
+func dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	nc, err := dialer.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return rawconn.Wrap(nc), nil
 }
 
 // endpoint returns the endpoint for url, headers and batch, creating it.
