@@ -391,8 +391,11 @@ const batchWriteBuffer = 64 << 10
 // connection's write buffer; 0 = net/http's 4 KB.
 func newTransport(pool int, tc *tls.Config, writeBuf int) *http.Transport {
 	return &http.Transport{
-		WriteBufferSize:       writeBuf,
-		DialContext:           dial,
+		WriteBufferSize: writeBuf,
+		// Reads and writes as raw system calls (see package rawconn): a
+		// request posted by a broker that was idle does not wake the Go
+		// runtime's monitor thread.
+		DialContext:           rawconn.DialContext(&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}),
 		MaxIdleConns:          pool * 4,
 		MaxIdleConnsPerHost:   pool,
 		MaxConnsPerHost:       pool,
@@ -401,20 +404,6 @@ func newTransport(pool int, tc *tls.Config, writeBuf int) *http.Transport {
 		ExpectContinueTimeout: time.Second,
 		TLSClientConfig:       tc,
 	}
-}
-
-// dialer makes the connections to the endpoints.
-var dialer = net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-
-// dial connects to an endpoint. The connection's reads and writes are raw
-// system calls (see package rawconn): a request posted by a broker that
-// was idle then does not wake the Go runtime's monitor thread.
-func dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	nc, err := dialer.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	return rawconn.Wrap(nc), nil
 }
 
 // endpoint returns the endpoint for url, headers and batch, creating it.

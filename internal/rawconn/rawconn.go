@@ -27,6 +27,7 @@
 package rawconn
 
 import (
+	"context"
 	"io"
 	"net"
 	"os"
@@ -53,6 +54,18 @@ func Wrap(nc net.Conn) net.Conn {
 		return nc
 	}
 	return &Conn{TCPConn: tc, rc: rc}
+}
+
+// DialContext returns a dial function, for http.Transport's DialContext,
+// that dials with d and wraps what it gets.
+func DialContext(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return Wrap(nc), nil
+	}
 }
 
 // Read reads as net.Conn.Read does.

@@ -222,3 +222,41 @@ func assertTimeout(t *testing.T, op string, err error) {
 		t.Fatalf("%s error reads %q, want it as net.Conn says it", op, err)
 	}
 }
+
+func TestDialContext(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		nc, _ := ln.Accept()
+		accepted <- nc
+	}()
+	dial := rawconn.DialContext(&net.Dialer{Timeout: time.Second})
+	c, err := dial(t.Context(), "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, ok := c.(*rawconn.Conn); !ok {
+		t.Fatalf("dial gave %T, want *rawconn.Conn", c)
+	}
+	peer := <-accepted
+	defer peer.Close()
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(peer, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("peer read %q, %v", buf, err)
+	}
+	ln.Close()
+	// Nothing listens there any more: the dialer's error comes back as it is.
+	if _, err := dial(t.Context(), "tcp", addr); err == nil {
+		t.Fatal("dial to a closed port succeeded")
+	} else if _, ok := err.(*net.OpError); !ok {
+		t.Fatalf("dial error %T (%v), want the dialer's *net.OpError", err, err)
+	}
+}
