@@ -21,6 +21,7 @@ import (
 
 	"github.com/mqgate/mqgate/access"
 	"github.com/mqgate/mqgate/authn"
+	"github.com/mqgate/mqgate/internal/rawconn"
 )
 
 // ErrConfig is wrapped by every error New returns for bad options.
@@ -131,7 +132,7 @@ func New(o Options) (*Backend, error) {
 	}
 	d := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
-		DialContext:         d.DialContext,
+		DialContext:         rawconn.DialContext(d), // see package rawconn
 		TLSClientConfig:     o.TLS,
 		TLSHandshakeTimeout: o.ConnectTimeout,
 		MaxIdleConns:        o.PoolSize,
