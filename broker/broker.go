@@ -232,9 +232,6 @@ func (b *Broker) acceptLoop(l *listener) {
 			continue
 		}
 		delay = 0
-		// Reads and writes as raw system calls (see package rawconn):
-		// beneath TLS and WebSocket too.
-		nc = rawconn.Wrap(nc)
 		if max := l.cfg.MaxConnections; max > 0 && l.count.Load() >= int64(max) {
 			b.m.connRefused.Add(1)
 			_ = nc.Close()
@@ -246,6 +243,10 @@ func (b *Broker) acceptLoop(l *listener) {
 			continue
 		}
 		l.count.Add(1)
+		// Reads and writes as raw system calls (see package rawconn):
+		// beneath TLS and WebSocket too. A refused connection, above, is
+		// closed without it.
+		nc = rawconn.Wrap(nc)
 		if !l.tr.Passthrough() {
 			// The handshake runs on its own short-lived goroutine: a slow
 			// client does not hold up the accept loop, and the stack the
