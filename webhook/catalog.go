@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mqgate/mqgate/store"
 )
 
 // EndpointsFile, in Options.Dir, names the endpoints that the outbox's
@@ -66,11 +67,10 @@ func endpointKey(url string, headers map[string]string, batch string) string {
 // record naming it (and, if it was in the file, no rule naming its
 // endpoint: prune). Used by New only.
 type catalog struct {
-	path   string
-	noSync bool
-	list   []*endpointDecl // by number; nil: free
-	byKey  map[string]int
-	dirty  bool
+	path  string
+	list  []*endpointDecl // by number; nil: free
+	byKey map[string]int
+	dirty bool
 	// eps are the endpoints of this run that hold a number (give): the
 	// ones records or rules name.
 	eps map[int]*endpoint
@@ -81,8 +81,8 @@ type catalogFile struct {
 }
 
 // openCatalog reads the catalog at path; an absent file is an empty one.
-func openCatalog(path string, noSync bool) (*catalog, error) {
-	c := &catalog{path: path, noSync: noSync, byKey: map[string]int{}, eps: map[int]*endpoint{}}
+func openCatalog(path string) (*catalog, error) {
+	c := &catalog{path: path, byKey: map[string]int{}, eps: map[int]*endpoint{}}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return c, nil
@@ -159,53 +159,21 @@ func (c *catalog) prune() {
 	}
 }
 
-// save writes the catalog if it changed, atomically (a new file renamed
-// over the old one) and, unless noSync, durably: before any record carries
-// a number it gave.
+// save writes the catalog if it changed, atomically and durably
+// (store.WriteFileAtomic): before any record carries a number it gave.
 func (c *catalog) save() error {
 	if !c.dirty {
 		return nil
 	}
 	data, err := json.Marshal(catalogFile{Endpoints: c.list})
-	if err != nil {
-		return fmt.Errorf("webhook: outbox endpoints: %w", err)
-	}
-	tmp := c.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("webhook: outbox endpoints: %w", err)
-	}
-	_, err = f.Write(append(data, '\n'))
-	if err == nil && !c.noSync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err == nil {
-		err = os.Rename(tmp, c.path)
-	}
-	if err == nil && !c.noSync {
-		err = syncDir(filepath.Dir(c.path))
+		err = store.WriteFileAtomic(c.path, append(data, '\n'))
 	}
 	if err != nil {
-		_ = os.Remove(tmp)
 		return fmt.Errorf("webhook: outbox endpoints: %w", err)
 	}
 	c.dirty = false
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // A stored record is, in this version, recMark, its endpoint's number in

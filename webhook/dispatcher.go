@@ -317,7 +317,7 @@ func New(o Options) (*Dispatcher, error) {
 	}
 	d.q = q
 	d.ctx, d.cancel = context.WithCancel(context.Background())
-	cat, err := openCatalog(filepath.Join(o.Dir, EndpointsFile), o.NoSync)
+	cat, err := openCatalog(filepath.Join(o.Dir, EndpointsFile))
 	if err != nil {
 		q.Close()
 		return nil, err
