@@ -35,8 +35,9 @@ import (
 	"unsafe"
 )
 
-// Conn is a TCP connection whose Read and Write are raw system calls. Every
-// other method is the *net.TCPConn's.
+// Conn is a TCP connection whose Read and Write are raw system calls, and
+// whose ReadFrom and WriteTo copy through them. Every other method is the
+// *net.TCPConn's.
 type Conn struct {
 	*net.TCPConn
 	rc syscall.RawConn
@@ -129,6 +130,31 @@ func (c *Conn) Write(p []byte) (int, error) {
 	}
 	return done, nil
 }
+
+// ReadFrom copies from r until io.EOF or an error, through Write.
+// Without it, Conn would promote *net.TCPConn's ReadFrom, which io.Copy
+// and bufio.Writer use, and net/http to send a request's body: that
+// writes with net.Conn's system calls (or splice, or sendfile), which wake
+// the monitor thread as described above.
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	return io.Copy(writeOnly{c}, r)
+}
+
+// WriteTo copies to w until io.EOF or an error, through Read, for the
+// same reason as ReadFrom.
+func (c *Conn) WriteTo(w io.Writer) (int64, error) {
+	return io.Copy(w, readOnly{c})
+}
+
+// writeOnly and readOnly hide Conn's ReadFrom and WriteTo from io.Copy,
+// which would otherwise call them again.
+type (
+	writeOnly struct{ c *Conn }
+	readOnly  struct{ c *Conn }
+)
+
+func (w writeOnly) Write(p []byte) (int, error) { return w.c.Write(p) }
+func (r readOnly) Read(p []byte) (int, error)   { return r.c.Read(p) }
 
 // opError wraps err as net.Conn's methods do. The errors of
 // syscall.RawConn's methods come wrapped already, as a "raw-read" or

@@ -260,3 +260,51 @@ func TestDialContext(t *testing.T) {
 		t.Fatalf("dial error %T (%v), want the dialer's *net.OpError", err, err)
 	}
 }
+
+// ReadFrom and WriteTo, which bufio.Writer and io.Copy call when they can
+// (net/http sends a request's body so), move every byte in order and go
+// through Write and Read.
+func TestReadFromWriteTo(t *testing.T) {
+	c, peer := pair(t)
+	rc := c.(*rawconn.Conn)
+	want := pattern(8 << 20)
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(peer, int64(len(want))))
+		got <- b
+	}()
+	if n, err := rc.ReadFrom(bytes.NewReader(want)); n != int64(len(want)) || err != nil {
+		t.Fatalf("ReadFrom = %d, %v; want %d, nil", n, err, len(want))
+	}
+	if b := <-got; !bytes.Equal(b, want) {
+		t.Fatalf("the peer read %d bytes that differ from the %d sent", len(b), len(want))
+	}
+
+	go func() {
+		_, _ = peer.Write(want)
+		peer.Close()
+	}()
+	var buf bytes.Buffer
+	if n, err := rc.WriteTo(&buf); n != int64(len(want)) || err != nil {
+		t.Fatalf("WriteTo = %d, %v; want %d, nil", n, err, len(want))
+	}
+	if !bytes.Equal(buf.Bytes(), want) {
+		t.Fatalf("WriteTo gave %d bytes that differ from the %d written", buf.Len(), len(want))
+	}
+}
+
+// Their errors are those of Write and Read: *net.TCPConn's own ReadFrom
+// and WriteTo, which make system calls the scheduler sees, would say
+// "readfrom" and "writeto".
+func TestReadFromWriteToAreRaw(t *testing.T) {
+	c, _ := pair(t)
+	rc := c.(*rawconn.Conn)
+	_ = rc.SetWriteBuffer(4096)
+	if err := rc.SetDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := rc.ReadFrom(bytes.NewReader(pattern(64 << 20)))
+	assertTimeout(t, "write", err)
+	_, err = rc.WriteTo(io.Discard)
+	assertTimeout(t, "read", err)
+}
