@@ -164,7 +164,7 @@ type Dispatcher struct {
 	prompt [events.NumKinds]bool
 	wake   chan struct{} // signalled by observe for the prompt kinds
 	timer  *time.Timer   // gather's, stopped between waits
-	ids    idSource      // used by the outbox writer only
+	ids    *idSource     // used by the outbox writer only
 	// arena is where the outbox writer makes the records of one commit
 	// (a head, and the event record from the inbox), reused from one
 	// commit to the next. A body is copied out of it, at its exact size,

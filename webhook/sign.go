@@ -16,40 +16,73 @@ import (
 // crockford is the alphabet of ULIDs (Crockford's base32).
 const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
-// idSource makes the random part of ids: a ChaCha8 stream seeded from the
-// system's random source, which costs a tenth of reading that source for
-// every id. Ids must be unique, not secret. Not safe for concurrent use.
-type idSource struct{ r *mrand.ChaCha8 }
+// idSource makes event ids: ULIDs, monotonic within the process. The
+// first id of a millisecond takes its 80 random bits from a ChaCha8 stream
+// seeded from the system's random source (a tenth of the cost of reading
+// that source per id); the next ids of the same millisecond are the last
+// one plus one, as in the ULID specification's monotonic mode. Ids must be
+// unique and sort by creation, not be secret: a receiver uses them to
+// recognise an event it has already seen. An outbox writer making 10,000
+// ids a second drew 10 random bytes and encoded 26 digits for each, 8% of
+// its CPU time in a profile; an increment is a digit or two.
+//
+// Not safe for concurrent use.
+type idSource struct {
+	r    *mrand.ChaCha8
+	ms   int64    // the millisecond of last, -1 before the first id
+	last [26]byte // the last id made
+}
 
-func newIDSource() idSource {
+func newIDSource() *idSource {
 	var seed [32]byte
 	_, _ = rand.Read(seed[:]) // crypto/rand.Read never fails
-	return idSource{r: mrand.NewChaCha8(seed)}
+	return &idSource{r: mrand.NewChaCha8(seed), ms: -1}
 }
 
 // newID returns a ULID: 48 bits of Unix milliseconds and 80 random bits, in
 // 26 characters of Crockford base32, so ids sort by creation time.
-func (src idSource) newID(now time.Time) string {
+func (src *idSource) newID(now time.Time) string {
 	id := src.newIDBytes(now)
 	return string(id[:])
 }
 
 // newIDBytes is newID without making a string: the outbox writer makes one
-// only for the events it keeps in memory.
-func (src idSource) newIDBytes(now time.Time) [26]byte {
+// only for the events it keeps in memory. A clock that went back keeps
+// the last id's millisecond, so that ids still sort in the order they were
+// made.
+func (src *idSource) newIDBytes(now time.Time) [26]byte {
+	ms := now.UnixMilli()
+	if ms <= src.ms && src.increment() {
+		return src.last
+	}
+	src.ms = max(ms, src.ms)
 	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16)
+	binary.BigEndian.PutUint64(b[:8], uint64(src.ms)<<16)
 	_, _ = src.r.Read(b[6:]) // ChaCha8.Read never fails
-	var out [26]byte
 	// 128 bits as 26 base32 digits: the first digit holds the top 3 bits.
 	hi := binary.BigEndian.Uint64(b[:8])
 	lo := binary.BigEndian.Uint64(b[8:])
 	for i := 25; i >= 0; i-- {
-		out[i] = crockford[lo&31]
+		src.last[i] = crockford[lo&31]
 		lo = lo>>5 | hi<<59
 		hi >>= 5
 	}
-	return out
+	return src.last
+}
+
+// increment adds one to the random part of the last id, the last 16
+// digits (80 bits); false when they were all at their highest, which
+// leaves them to a new draw.
+func (src *idSource) increment() bool {
+	for i := 25; i >= 10; i-- {
+		d := strings.IndexByte(crockford, src.last[i])
+		if d < 31 {
+			src.last[i] = crockford[d+1]
+			return true
+		}
+		src.last[i] = crockford[0]
+	}
+	return false
 }
 
 // Signer signs bodies in the Standard Webhooks form: the webhook-signature
