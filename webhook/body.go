@@ -2,11 +2,13 @@ package webhook
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/mqgate/mqgate/events"
 )
@@ -225,7 +227,7 @@ func AppendBody[ID string | []byte](b []byte, e *events.Event, node string, enc 
 		return nil, fmt.Errorf("webhook: no body for event %s", e.Kind)
 	}
 	b = append(b, `,"id":`...)
-	b = appendJSONString(b, id)
+	b = appendString(b, string(id)) // 26 bytes: a copy on the stack, when bytes
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, seq, 10)
 	return append(b, '}'), nil
@@ -256,66 +258,88 @@ const hexDigits = "0123456789abcdef"
 
 // appendBytesString is appendString for bytes, without copying them to a
 // string first.
-func appendBytesString(b []byte, p []byte) []byte { return appendJSONString(b, p) }
+func appendBytesString(b []byte, p []byte) []byte {
+	return appendString(b, unsafe.String(unsafe.SliceData(p), len(p)))
+}
+
+// jsonPlain marks the bytes that appendString copies as they are: ASCII
+// but the control characters, '"' and '\\'. A table costs a load per
+// byte where the three comparisons cost three branches: with the generic
+// encoder it replaced, a message.publish body took 410 ns, a quarter of it
+// scanning the strings a byte at a time.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// plain8 reports whether the first 8 bytes of s are all jsonPlain, with a
+// word's arithmetic instead of 8 loads: a byte of the word is under 0x20
+// when subtracting 0x20 from it borrows while its own top bit is clear,
+// and is c when its XOR with c is 0, which is under 1. A 26-character
+// event id is 3 words and 2 bytes.
+func plain8(s string) bool {
+	const ones, tops = 0x0101010101010101, 0x8080808080808080
+	x := binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s), 8))
+	quote, backslash := x^(ones*'"'), x^(ones*'\\')
+	return ((x-ones*0x20)&^x|(quote-ones)&^quote|(backslash-ones)&^backslash|x)&tops == 0
+}
 
 // appendString appends s as a JSON string. Like encoding/json it writes
 // invalid UTF-8 as U+FFFD and escapes control characters, U+2028 and U+2029;
 // unlike it, it leaves <, > and & alone, as EMQX does.
-func appendString(b []byte, s string) []byte { return appendJSONString(b, s) }
-
-func decodeRune[T string | []byte](s T) (rune, int) {
-	switch v := any(s).(type) {
-	case string:
-		return utf8.DecodeRuneInString(v)
-	case []byte:
-		return utf8.DecodeRune(v)
-	}
-	return utf8.RuneError, 1
-}
-
-func appendJSONString[T string | []byte](b []byte, s T) []byte {
+func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
+		if i+8 <= len(s) && plain8(s[i:]) {
+			i += 8
+			continue
+		}
+		// A byte at a time to the end of the word, not a word test at
+		// each byte: JSON text has a quote every few bytes.
+		for end := min(i+8, len(s)); i < end; {
+			c := s[i]
+			if jsonPlain[c] {
 				i++
 				continue
 			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			if c < utf8.RuneSelf {
+				b = append(b, s[start:i]...)
+				switch c {
+				case '"', '\\':
+					b = append(b, '\\', c)
+				case '\n':
+					b = append(b, '\\', 'n')
+				case '\r':
+					b = append(b, '\\', 'r')
+				case '\t':
+					b = append(b, '\\', 't')
+				default:
+					b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+				}
+				i++
+				start = i
+				continue
 			}
-			i++
-			start = i
-			continue
-		}
-		r, size := decodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				b = append(b, s[start:i]...)
+				b = append(b, `\ufffd`...)
+				i += size
+				start = i
+				continue
+			}
+			if r == '\u2028' || r == '\u2029' {
+				b = append(b, s[start:i]...)
+				b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+				i += size
+				start = i
+				continue
+			}
 			i += size
-			start = i
-			continue
 		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')

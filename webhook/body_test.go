@@ -3,6 +3,7 @@ package webhook
 import (
 	"encoding/json"
 	"math/big"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"testing"
@@ -234,6 +235,46 @@ func TestAppendString(t *testing.T) {
 	}
 	if got := string(appendString(nil, "<&>")); got != `"<&>"` {
 		t.Errorf("HTML characters escaped: %s", got)
+	}
+	// Every byte value at every place of a word, among plain bytes: the
+	// word at a time test (plain8) must see each byte that needs care.
+	for c := range 256 {
+		for at := range 8 {
+			w := []byte("abcdefghijkl")
+			w[at] = byte(c)
+			if plain8(string(w)) != jsonPlain[c] {
+				t.Fatalf("plain8(%q) = %v", w, !jsonPlain[c])
+			}
+			checkJSONString(t, string(w))
+		}
+	}
+	// Random strings of bytes that need care and of plain ones.
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []byte("ab\"\\\n\x00\x1f\x7f\xc3\xa9\xe2\x80\xa8\xff ~")
+	for range 20000 {
+		p := make([]byte, rng.IntN(40))
+		for i := range p {
+			p[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		checkJSONString(t, string(p))
+	}
+}
+
+// checkJSONString checks that appendString writes s as valid JSON that
+// decodes to what encoding/json's encoding of s decodes to.
+func checkJSONString(t *testing.T, s string) {
+	t.Helper()
+	got := appendString(nil, s)
+	var mine, ref string
+	std, _ := json.Marshal(s)
+	if err := json.Unmarshal(got, &mine); err != nil {
+		t.Fatalf("%q: %s: %v", s, got, err)
+	}
+	if err := json.Unmarshal(std, &ref); err != nil {
+		t.Fatal(err)
+	}
+	if mine != ref {
+		t.Fatalf("%q: decodes to %q, encoding/json's to %q", s, mine, ref)
 	}
 }
 

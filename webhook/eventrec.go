@@ -139,8 +139,14 @@ func readEventRec(e *events.Event, p []byte) error {
 		*t.to, p = time.UnixMilli(v), p[n:]
 	}
 	field := func() ([]byte, bool) {
-		l, n := binary.Uvarint(p)
-		if n <= 0 || l > uint64(len(p)-n) {
+		var l uint64
+		n := 1
+		if len(p) > 0 && p[0] < 0x80 { // a length under 128: nearly all
+			l = uint64(p[0])
+		} else if l, n = binary.Uvarint(p); n <= 0 {
+			return nil, false
+		}
+		if l > uint64(len(p)-n) {
 			return nil, false
 		}
 		f := p[n : n+int(l)]

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net/netip"
 	"testing"
 	"time"
@@ -185,5 +186,38 @@ func TestRecordHead(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// BenchmarkEventRecordBody measures writing the JSON body of a
+// message.publish event from its event record, as an endpoint's worker
+// does for each event it posts: a 16-byte binary payload (the load
+// generator's stamp: a time, a publisher and a sequence number, little
+// endian) and a 64-byte JSON text one, in plain encoding.
+func BenchmarkEventRecordBody(b *testing.B) {
+	stamp := make([]byte, 16)
+	binary.LittleEndian.PutUint64(stamp, uint64(time.Now().UnixNano()))
+	binary.LittleEndian.PutUint32(stamp[8:], 3)
+	binary.LittleEndian.PutUint32(stamp[12:], 123456)
+	for _, p := range []struct {
+		name    string
+		payload []byte
+	}{{"stamp16", stamp}, {"json64", []byte(`{"temp":21.5,"hum":40,"ts":1733300000000,"dev":"sensor-0001"}`)}} {
+		b.Run(p.name, func(b *testing.B) {
+			d := &Dispatcher{o: Options{Node: "mqgate@127.0.0.1", Encoding: Plain}}
+			e := &events.Event{Kind: events.MessagePublish, Time: time.Now(), FromClientID: "mqload-lat-pub-0",
+				Topic: "bench/lat", Payload: p.payload, MessageTime: time.Now()}
+			rec := appendEventRec(nil, e)
+			id := newIDSource().newIDBytes(time.Now())
+			dst := make([]byte, 0, 4096)
+			b.ReportAllocs()
+			for i := range b.N {
+				var err error
+				if dst, err = appendJSONBody(d, dst[:0], uint64(i), id[:], rec); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.SetBytes(int64(len(dst)))
+		})
 	}
 }
