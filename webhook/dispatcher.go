@@ -123,9 +123,10 @@ type job struct {
 	client  string
 	event   events.Kind
 	created time.Time
-	body    []byte // the stored body: an event record (or an earlier version's JSON body); nil: only in the outbox (see Options.MaxMemory); set before the job is enqueued
-	size    int64  // of the stored record
-	mem     int64  // bytes of body counted in Dispatcher.mem; guarded by Dispatcher.mu
+	body    []byte     // the stored body: an event record (or an earlier version's JSON body); nil: only in the outbox (see Options.MaxMemory); set before the job is enqueued
+	size    int64      // of the stored record
+	mem     int64      // bytes of body counted in Dispatcher.mem; guarded by Dispatcher.mu
+	blk     *bodyBlock // where body is, when it is held with others of its commit (mem is 0 then); guarded by Dispatcher.mu
 	ep      *endpoint
 	done    atomic.Bool // delivered, dead or dropped
 }
@@ -734,6 +735,7 @@ type item struct {
 	kind     events.Kind
 	created  time.Time
 	ep       *endpoint
+	hold     bool // its body is held in memory (holdKept)
 }
 
 func (it *item) size() int64 { return int64(len(it.rec)) }
@@ -831,12 +833,11 @@ func (d *Dispatcher) commit(recs []byte, n int) {
 		}
 	}
 	d.mu.Lock()
+	d.holdKept(kept, !stored)
 	for _, it := range kept {
-		if it.j == nil {
-			continue
+		if it.j != nil {
+			it.j.client = it.jobClient()
 		}
-		d.holdLocked(it.j, it.body, !stored)
-		it.j.client = it.jobClient()
 	}
 	d.mu.Unlock()
 	d.arena = arena[:0]
@@ -1022,10 +1023,72 @@ func (d *Dispatcher) holdLocked(j *job, body []byte, must bool) {
 	d.mem += n
 }
 
-// release forgets j's body from the memory count. d.mu must be held.
+// bodyBlock is one allocation holding the bodies of several jobs of one
+// commit, instead of an allocation per body: with one per body, the
+// clones were 7% of the dispatcher's CPU time in a profile at 10,000
+// message.publish events/s. A block is counted in Dispatcher.mem, at its
+// bodies' sum, until the last of its jobs is released: a job that stays
+// (a client's lane retrying) keeps its block, and the count says so, so
+// that Options.MaxMemory bounds what is held, not what is in use. A block
+// is at most maxBodyBlock (or one body), which bounds what one such job
+// keeps.
+type bodyBlock struct {
+	live int   // jobs holding a body in it; guarded by Dispatcher.mu
+	size int64 // the bodies' bytes, counted in Dispatcher.mem
+}
+
+// maxBodyBlock is the size a bodyBlock is cut at: 500 bodies of a 16-byte
+// message or 40 of a 1.5 KB one.
+const maxBodyBlock = 64 << 10
+
+// holdKept keeps in memory the bodies of the new jobs of kept (see
+// holdLocked for which), in blocks. d.mu must be held.
+func (d *Dispatcher) holdKept(kept []item, must bool) {
+	for i := range kept {
+		it := &kept[i]
+		it.hold = it.j != nil && (must || d.mem+int64(len(it.body)) <= d.o.MaxMemory && !it.ep.down.Load())
+		if it.hold {
+			d.mem += int64(len(it.body))
+		}
+	}
+	for i := 0; i < len(kept); {
+		var size int64
+		end := i
+		for ; end < len(kept); end++ {
+			if n := int64(len(kept[end].body)); kept[end].hold && size > 0 && size+n > maxBodyBlock {
+				break
+			} else if kept[end].hold {
+				size += n
+			}
+		}
+		if size > 0 {
+			blk := &bodyBlock{size: size}
+			buf := make([]byte, 0, size)
+			for _, it := range kept[i:end] {
+				if !it.hold {
+					continue
+				}
+				at := len(buf)
+				buf = append(buf, it.body...)
+				it.j.body, it.j.blk = buf[at:len(buf):len(buf)], blk
+				blk.live++
+			}
+		}
+		i = end
+	}
+}
+
+// release forgets j's body from the memory count: its own, or its block's
+// once no other job holds a body in it. d.mu must be held.
 func (d *Dispatcher) release(j *job) {
 	d.mem -= j.mem
 	j.mem = 0
+	if blk := j.blk; blk != nil {
+		j.blk = nil
+		if blk.live--; blk.live == 0 {
+			d.mem -= blk.size
+		}
+	}
 }
 
 // appendBody appends j's JSON body to b, written from its record held in
