@@ -31,6 +31,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -40,7 +41,23 @@ import (
 // *net.TCPConn's.
 type Conn struct {
 	*net.TCPConn
-	rc syscall.RawConn
+	rc   syscall.RawConn
+	r, w call
+}
+
+// call is the state of one direction's system call, which
+// syscall.RawConn's Read or Write runs through fn, a method value made
+// once per connection. A closure made per call, as it was, escaped into
+// the RawConn interface with the variables it set: 4 allocations per
+// message routed (a read and a write). mu keeps concurrent calls of one
+// direction, which net.Conn allows, each to its own turn; the descriptor
+// would make them take turns anyway.
+type call struct {
+	mu    sync.Mutex
+	fn    func(fd uintptr) bool
+	p     []byte
+	n     int // read: bytes read; write: bytes written so far
+	errno syscall.Errno
 }
 
 // Wrap returns nc as a Conn when it is a *net.TCPConn, and nc itself
@@ -54,7 +71,9 @@ func Wrap(nc net.Conn) net.Conn {
 	if err != nil {
 		return nc
 	}
-	return &Conn{TCPConn: tc, rc: rc}
+	c := &Conn{TCPConn: tc, rc: rc}
+	c.r.fn, c.w.fn = c.read, c.write
+	return c
 }
 
 // DialContext returns a dial function, for http.Transport's DialContext,
@@ -74,21 +93,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var n int
-	var errno syscall.Errno
-	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // wait until the poller says it is readable
-			}
-			n, errno = int(r), e
-			return true
-		}
-	})
+	c.r.mu.Lock()
+	c.r.p, c.r.n, c.r.errno = p, 0, 0
+	err := c.rc.Read(c.r.fn)
+	n, errno := c.r.n, c.r.errno
+	c.r.p = nil
+	c.r.mu.Unlock()
 	switch {
 	case err != nil:
 		return 0, c.opError("read", err)
@@ -100,28 +110,32 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// read is the system call of Read, run by syscall.RawConn's Read.
+func (c *Conn) read(fd uintptr) bool {
+	p := c.r.p
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // wait until the poller says it is readable
+		}
+		c.r.n, c.r.errno = int(r), e
+		return true
+	}
+}
+
 // Write writes all of p, as net.Conn.Write does, waiting for the socket
 // to take more whenever it is full. On an error it returns how much it
 // wrote.
 func (c *Conn) Write(p []byte) (int, error) {
-	done := 0
-	var errno syscall.Errno
-	err := c.rc.Write(func(fd uintptr) bool {
-		for done < len(p) {
-			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[done])), uintptr(len(p)-done))
-			switch e {
-			case 0:
-				done += int(r)
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false // wait until the poller says it is writable
-			default:
-				errno = e
-				return true
-			}
-		}
-		return true
-	})
+	c.w.mu.Lock()
+	c.w.p, c.w.n, c.w.errno = p, 0, 0
+	err := c.rc.Write(c.w.fn)
+	done, errno := c.w.n, c.w.errno
+	c.w.p = nil
+	c.w.mu.Unlock()
 	switch {
 	case err != nil:
 		return done, c.opError("write", err)
@@ -129,6 +143,25 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return done, c.opError("write", os.NewSyscallError("write", errno))
 	}
 	return done, nil
+}
+
+// write is the system call of Write, run by syscall.RawConn's Write.
+func (c *Conn) write(fd uintptr) bool {
+	p := c.w.p
+	for c.w.n < len(p) {
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[c.w.n])), uintptr(len(p)-c.w.n))
+		switch e {
+		case 0:
+			c.w.n += int(r)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false // wait until the poller says it is writable
+		default:
+			c.w.errno = e
+			return true
+		}
+	}
+	return true
 }
 
 // ReadFrom copies from r until io.EOF or an error, through Write.

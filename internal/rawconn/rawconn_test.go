@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -307,4 +308,88 @@ func TestReadFromWriteToAreRaw(t *testing.T) {
 	assertTimeout(t, "write", err)
 	_, err = rc.WriteTo(io.Discard)
 	assertTimeout(t, "read", err)
+}
+
+// TestReadWriteAllocs: a Read and a Write that the socket takes at once
+// allocate nothing; the broker makes one of each per message it routes.
+func TestReadWriteAllocs(t *testing.T) {
+	c, peer := pair(t)
+	msg, buf := []byte("0123456789"), make([]byte, 64)
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(peer, buf[:len(msg)]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := peer.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf[:len(msg)]); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per Write and Read, want 0", allocs)
+	}
+}
+
+// TestConcurrentWrites: writers sharing a Conn, as net.Conn allows, each
+// get their turn: every record arrives whole, none mixed with another,
+// while a reader on the same Conn reads at the same time.
+func TestConcurrentWrites(t *testing.T) {
+	c, peer := pair(t)
+	const writers, records, size = 4, 200, 3000
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec := bytes.Repeat([]byte{byte('a' + w)}, size)
+			for range records {
+				if _, err := c.Write(rec); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	// The other direction at the same time, read by two readers.
+	go func() { _, _ = peer.Write(pattern(1 << 20)); peer.(*net.TCPConn).CloseWrite() }()
+	var got [2]int
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 4096)
+			for {
+				n, err := c.Read(buf)
+				got[i] += n
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	all := make([]byte, writers*records*size)
+	if _, err := io.ReadFull(peer, all); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if got[0]+got[1] != 1<<20 {
+		t.Errorf("readers got %d bytes, want %d", got[0]+got[1], 1<<20)
+	}
+	counts := map[byte]int{}
+	for i := 0; i < len(all); i += size {
+		rec := all[i : i+size]
+		if bytes.Count(rec, rec[:1]) != size {
+			t.Fatalf("record at %d mixed: %q...", i, rec[:40])
+		}
+		counts[rec[0]]++
+	}
+	for w := range writers {
+		if counts[byte('a'+w)] != records {
+			t.Errorf("writer %d: %d records, want %d", w, counts[byte('a'+w)], records)
+		}
+	}
 }
