@@ -76,14 +76,24 @@ func appendEventRec(b []byte, e *events.Event) []byte {
 	if flags&eventRecMessageTime != 0 {
 		b = binary.AppendVarint(b, e.MessageTime.UnixMilli())
 	}
-	if e.Peer.IsValid() {
+	// Only the fields some body writes: the peer's address is in the
+	// bodies of the three connection events alone, and a message.publish
+	// body names the publisher (from_client_id) but not e.ClientID, the
+	// same id again: 25 of the 104 bytes of the load generator's 16-byte
+	// messages, in the inbox, the outbox and memory.
+	switch k := e.Kind; {
+	case e.Peer.IsValid() && (k == events.ClientConnect || k == events.ClientConnack || k == events.ClientConnected):
 		var buf [64]byte
 		addr, _ := e.Peer.Addr().AppendBinary(buf[:0]) // cannot fail
 		b = appendField(b, addr)
-	} else {
+	default:
 		b = append(b, 0)
 	}
-	b = appendField(b, e.ClientID)
+	if e.Kind == events.MessagePublish {
+		b = append(b, 0)
+	} else {
+		b = appendField(b, e.ClientID)
+	}
 	b = appendField(b, e.Username)
 	b = appendField(b, e.Reason)
 	b = appendField(b, e.Topic)

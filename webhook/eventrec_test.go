@@ -221,3 +221,28 @@ func BenchmarkEventRecordBody(b *testing.B) {
 		})
 	}
 }
+
+// TestEventRecordLeavesOut: a record leaves out what no body of its kind
+// writes: a message.publish event's client id (its publisher's, again)
+// and the peer's address of events other than the connection events.
+func TestEventRecordLeavesOut(t *testing.T) {
+	peer := netip.MustParseAddrPort("10.9.8.7:1234")
+	pub := &events.Event{Kind: events.MessagePublish, ClientID: "publisher-7", FromClientID: "publisher-7", Topic: "t", Peer: peer}
+	rec := appendEventRec(nil, pub)
+	if n := bytes.Count(rec, []byte("publisher-7")); n != 1 {
+		t.Errorf("message.publish record holds the client id %d times, want once", n)
+	}
+	ip := peer.Addr().AsSlice()
+	for _, k := range []events.Kind{events.MessagePublish, events.ClientSubscribe, events.ClientDisconnected} {
+		e := *pub
+		e.Kind = k
+		if rec := appendEventRec(nil, &e); bytes.Contains(rec, ip) {
+			t.Errorf("%s record holds the peer's address", k)
+		}
+	}
+	e := *pub
+	e.Kind = events.ClientConnected
+	if rec := appendEventRec(nil, &e); !bytes.Contains(rec, ip) || bytes.Count(rec, []byte("publisher-7")) != 2 {
+		t.Errorf("client.connected record lacks the peer's address or a client id")
+	}
+}
