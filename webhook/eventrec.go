@@ -81,12 +81,11 @@ func appendEventRec(b []byte, e *events.Event) []byte {
 	// body names the publisher (from_client_id) but not e.ClientID, the
 	// same id again: 25 of the 104 bytes of the load generator's 16-byte
 	// messages, in the inbox, the outbox and memory.
-	switch k := e.Kind; {
-	case e.Peer.IsValid() && (k == events.ClientConnect || k == events.ClientConnack || k == events.ClientConnected):
+	if k := e.Kind; e.Peer.IsValid() && (k == events.ClientConnect || k == events.ClientConnack || k == events.ClientConnected) {
 		var buf [64]byte
 		addr, _ := e.Peer.Addr().AppendBinary(buf[:0]) // cannot fail
 		b = appendField(b, addr)
-	default:
+	} else {
 		b = append(b, 0)
 	}
 	if e.Kind == events.MessagePublish {
