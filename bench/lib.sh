@@ -107,7 +107,7 @@ start_mqgate() {
 	local conf=$1 logf=$2 port=$3
 	shift 3
 	start_server "$conf" "$logf" "$port" \
-		"${broker_pin[@]}" env "${unset_env[@]}" "$tmp/mqgate" serve -c "$conf" "$@"
+		"${broker_pin[@]}" env "${unset_env[@]}" "${mqgate_bin:-$tmp/mqgate}" serve -c "$conf" "$@"
 }
 
 # stop_pid PID: end a process this script started: SIGTERM, then SIGKILL

@@ -41,6 +41,12 @@
 #              moment, which on a shared machine drifts by 2x within
 #              minutes. For rate-limited scenarios (latency) only: in a
 #              saturating one the two brokers would split the core.
+#   BASE       a git revision: with PAIRED, each configuration (none too)
+#              runs beside the same configuration built from BASE instead
+#              of beside a no-rule broker, labelled <config>@base, and the
+#              tables compare the two builds: what a change did, without
+#              the spread of the no-rule brokers between pairs (their
+#              msg/CPU-s moved by 2x within a series)
 #   PROFILE    directory to write a broker CPU profile of each run to
 #              (<config>-<scenario>-<round>.prof, for go tool pprof); the
 #              table then also shows the dispatcher's share of the
@@ -57,6 +63,10 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-4s}
 WARMUP=${WARMUP:-0.5s}
 BUDGET=${BUDGET:-240}
+if [[ -n ${BASE:-} && -z ${PAIRED:-} ]]; then
+	echo "webhook.sh: BASE compares two builds side by side: it needs PAIRED=1" >&2
+	exit 2
+fi
 if [[ -n ${PAIRED:-} ]]; then
 	for scenario in $SCENARIOS; do
 		[[ $scenario == latency ]] || { echo "webhook.sh: PAIRED runs two brokers on the same cores at once: scenario $scenario saturates them, use latency" >&2; exit 2; }
@@ -66,7 +76,7 @@ fi
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 bench_setup
-recv_pids=() broker_pids=() load_pids=() ports=()
+recv_pids=() broker_pids=() load_pids=() ports=() bins=()
 cleanup() {
 	for pid in "${load_pids[@]}" "${broker_pids[@]}" "${recv_pids[@]}"; do
 		stop_pid "$pid"
@@ -75,10 +85,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# write_conf NAME PORT RPORT DATA: the config of configuration NAME,
-# listening on 127.0.0.1:PORT, posting to 127.0.0.1:RPORT.
+# write_conf NAME PORT RPORT DATA [FILE]: the config of configuration NAME,
+# listening on 127.0.0.1:PORT, posting to 127.0.0.1:RPORT, in
+# $tmp/FILE.conf (FILE: NAME).
 write_conf() {
-	local name=$1 port=$2 rport=$3 data=$4
+	local name=$1 port=$2 rport=$3 data=$4 file=${5:-$1}
 	{
 		echo "listener.tcp.external = 127.0.0.1:$port"
 		echo "management.listener.http ="
@@ -102,10 +113,10 @@ write_conf() {
 		if [[ -n ${EXTRA_CONF:-} ]]; then
 			printf '%s\n' "$EXTRA_CONF"
 		fi
-	} >"$tmp/$name.conf"
+	} >"$tmp/$file.conf"
 }
 
-# hook_share PROF RUN: adds to the result line in RUN the dispatcher's share
+# hook_share PROF RUN [BIN]: adds to the result line in RUN the dispatcher's share
 # of the broker's CPU samples in PROF (the goroutines labelled
 # mqgate=webhook: outbox writer, endpoint workers, HTTP client) as
 # hook_cpu_pct, and the messages per CPU-second of the rest, the MQTT path
@@ -113,7 +124,7 @@ write_conf() {
 # mqtt_path_msg_per_cpu_s.
 hook_share() {
 	local pct
-	pct=$(go tool pprof -tagfocus=mqgate=webhook -nodefraction=0 -top "$tmp/mqgate" "$1" 2>/dev/null |
+	pct=$(go tool pprof -tagfocus=mqgate=webhook -nodefraction=0 -top "${3:-$tmp/mqgate}" "$1" 2>/dev/null |
 		sed -n 's/.*accounting for [^,]*, \([0-9.]*\)% of .*/\1/p' | head -1)
 	awk -v p="${pct:-0}" '{
 		if (match($0, /"msgs_per_cpu_sec":[0-9.eE+-]+/)) {
@@ -128,6 +139,13 @@ log "building mqload, hookrecv and mqgate"
 go build -o "$tmp/mqload" ./bench/cmd/mqload || die "mqload: build failed"
 go build -o "$tmp/hookrecv" ./bench/cmd/hookrecv || die "hookrecv: build failed"
 go build -o "$tmp/mqgate" ./cmd/mqgate || die "mqgate: build failed"
+if [[ -n ${BASE:-} ]]; then
+	log "building mqgate at $BASE"
+	mkdir "$tmp/base-src"
+	git archive "$BASE" | tar -x -C "$tmp/base-src" || die "BASE $BASE: no such revision"
+	(cd "$tmp/base-src" && go build -o "$tmp/mqgate-base" ./cmd/mqgate) || die "mqgate at $BASE: build failed"
+	rm -rf "$tmp/base-src"
+fi
 
 # A run's worst case: DURATION, WARMUP and 6 s.
 warm=${WARMUP%s}
@@ -135,13 +153,14 @@ warm=${warm%%.*}
 run_times 4 $((6 + ${warm:-0}))
 limit=$((limit + ${warm:-0} + 1)) # mqload's timeout covers the warm-up too
 
-# start_run CONF SCENARIO ROUND SLOT: start CONF's receiver (up and batch
+# start_run CONF SCENARIO ROUND SLOT [LABEL BIN]: start CONF's receiver (up and batch
 # configurations) and broker in the background, their pids in the SLOT'th
 # place of recv_pids and broker_pids, the broker's port in ports. Returns 1
 # (with the failure in RESULTS) if the broker did not start. start_load
 # then starts the load.
 start_run() {
-	local conf=$1 scenario=$2 round=$3 slot=$4 port rport prof=()
+	local conf=$1 scenario=$2 round=$3 slot=$4 label=${5:-$1} port rport prof=()
+	local mqgate_bin=${6:-$tmp/mqgate}
 	port=$(free_port) || die "no free port"
 	rport=$(free_port) || die "no free port"
 	recv_pids[slot]=""
@@ -150,13 +169,13 @@ start_run() {
 		recv_pids[slot]=$!
 		wait_listen "$rport" "${recv_pids[slot]}" || die "hookrecv did not start: $(cat "$tmp/recv-$slot.log")"
 	fi
-	write_conf "$conf" "$port" "$rport" "$tmp/data-$slot"
+	write_conf "$conf" "$port" "$rport" "$tmp/data-$slot" "$label"
 	if [[ -n ${PROFILE:-} ]]; then
 		mkdir -p "$PROFILE"
-		prof=(-cpuprofile "$PROFILE/$conf-$scenario-$round.prof")
+		prof=(-cpuprofile "$PROFILE/$label-$scenario-$round.prof")
 	fi
-	if ! start_mqgate "$tmp/$conf.conf" "$tmp/$conf.log" "$port" "${prof[@]}"; then
-		start_failed "$scenario" "$conf" "$round"
+	if ! start_mqgate "$tmp/$label.conf" "$tmp/$label.log" "$port" "${prof[@]}"; then
+		start_failed "$scenario" "$label" "$round"
 		stop_pid "${recv_pids[slot]}"
 		recv_pids[slot]=""
 		return 1
@@ -164,11 +183,12 @@ start_run() {
 	broker_pids[slot]=$broker_pid
 	broker_pid=""
 	ports[slot]=$port
+	bins[slot]=$mqgate_bin
 }
 
-# start_load CONF SCENARIO ROUND SLOT: start the load generator on the
+# start_load LABEL SCENARIO ROUND SLOT: start the load generator on the
 # broker that start_run started in SLOT, its pid in the SLOT'th place of
-# load_pids.
+# load_pids; its result is labelled LABEL (start_run's LABEL, or CONF).
 start_load() {
 	local conf=$1 scenario=$2 round=$3 slot=$4
 	timeout "$limit" "${load_pin[@]}" "$tmp/mqload" -addr "127.0.0.1:${ports[slot]}" -pid "${broker_pids[slot]}" \
@@ -177,7 +197,7 @@ start_load() {
 	load_pids[slot]=$!
 }
 
-# finish_run CONF SCENARIO ROUND SLOT: wait for the load generator started
+# finish_run LABEL SCENARIO ROUND SLOT: wait for the load generator started
 # by start_run in SLOT, stop its broker and receiver, keep the result.
 finish_run() {
 	local conf=$1 scenario=$2 round=$3 slot=$4 rc events=0
@@ -194,7 +214,7 @@ finish_run() {
 	mv "$tmp/run-$slot.json" "$tmp/run.json"
 	sed -i "s/}\$/,\"hook_events\":${events:-0}}/" "$tmp/run.json"
 	if [[ -n ${PROFILE:-} ]]; then
-		hook_share "$PROFILE/$conf-$scenario-$round.prof" "$tmp/run.json"
+		hook_share "$PROFILE/$conf-$scenario-$round.prof" "$tmp/run.json" "${bins[slot]}"
 	fi
 	save_result "$scenario" "$conf" "$round" "$rc"
 	rm -rf "$tmp/data-$slot"
@@ -220,21 +240,29 @@ for round in $(seq 1 "$ROUNDS"); do
 		# second of two identical no-rule brokers 1.05 times as efficient
 		# as the first (1.03, 1.12, 0.98, 1.08, 1.05), against 0.99,
 		# 1.02, 0.99 with the loads started together.
+		# With BASE, the twin is the same configuration built from BASE.
 		i=0
 		for conf in $CONFIGS; do
 			i=$((i + 1))
-			[[ $conf != none ]] || continue
-			run_fits || continue
 			pair=$((round * 10 + i))
-			start_run none "$scenario" "$pair" 0 || continue
+			if [[ -n ${BASE:-} ]]; then
+				twin=("$conf" "$scenario" "$pair" 0 "$conf@base" "$tmp/mqgate-base")
+			elif [[ $conf == none ]]; then
+				continue
+			else
+				twin=(none "$scenario" "$pair" 0 none)
+			fi
+			run_fits || continue
+			label=${twin[4]}
+			start_run "${twin[@]}" || continue
 			if ! start_run "$conf" "$scenario" "$pair" 1; then
-				start_load none "$scenario" "$pair" 0
-				finish_run none "$scenario" "$pair" 0
+				start_load "$label" "$scenario" "$pair" 0
+				finish_run "$label" "$scenario" "$pair" 0
 				continue
 			fi
-			start_load none "$scenario" "$pair" 0
+			start_load "$label" "$scenario" "$pair" 0
 			start_load "$conf" "$scenario" "$pair" 1
-			finish_run none "$scenario" "$pair" 0
+			finish_run "$label" "$scenario" "$pair" 0
 			finish_run "$conf" "$scenario" "$pair" 1
 		done
 	done
@@ -246,6 +274,15 @@ if [[ -n ${PROFILE:-} ]]; then extra="hook_events hook_cpu_pct mqtt_path_msg_per
 # The table compares with its first configuration: in paired runs that is
 # the no-rule brokers of the pairs, wherever CONFIGS names none, if at all.
 table_configs=$CONFIGS
+if [[ -n ${BASE:-} ]]; then
+	for conf in $CONFIGS; do
+		compare_table "$SCENARIOS" "$conf@base $conf" "$RESULTS" "$extra"
+		echo
+	done
+	echo "ratio = this build / the build of $BASE, per broker CPU-second, of the best rounds (highest msg/s of $ROUNDS rounds of $DURATION) and the median of the pairs' own ratios; trust the median"
+	run_summary
+	exit
+fi
 if [[ -n ${PAIRED:-} ]]; then
 	table_configs=none
 	for conf in $CONFIGS; do
