@@ -93,12 +93,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	c.r.mu.Lock()
-	c.r.p, c.r.n, c.r.errno = p, 0, 0
-	err := c.rc.Read(c.r.fn)
-	n, errno := c.r.n, c.r.errno
-	c.r.p = nil
-	c.r.mu.Unlock()
+	n, errno, err := c.run(&c.r, p)
 	switch {
 	case err != nil:
 		return 0, c.opError("read", err)
@@ -108,6 +103,23 @@ func (c *Conn) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// run makes call k (c.r or c.w) on p through syscall.RawConn's Read or
+// Write, and returns what it left in k.
+func (c *Conn) run(k *call, p []byte) (int, syscall.Errno, error) {
+	k.mu.Lock()
+	k.p, k.n, k.errno = p, 0, 0
+	var err error
+	if k == &c.w {
+		err = c.rc.Write(k.fn)
+	} else {
+		err = c.rc.Read(k.fn)
+	}
+	n, errno := k.n, k.errno
+	k.p = nil
+	k.mu.Unlock()
+	return n, errno, err
 }
 
 // read is the system call of Read, run by syscall.RawConn's Read.
@@ -130,12 +142,7 @@ func (c *Conn) read(fd uintptr) bool {
 // to take more whenever it is full. On an error it returns how much it
 // wrote.
 func (c *Conn) Write(p []byte) (int, error) {
-	c.w.mu.Lock()
-	c.w.p, c.w.n, c.w.errno = p, 0, 0
-	err := c.rc.Write(c.w.fn)
-	done, errno := c.w.n, c.w.errno
-	c.w.p = nil
-	c.w.mu.Unlock()
+	done, errno, err := c.run(&c.w, p)
 	switch {
 	case err != nil:
 		return done, c.opError("write", err)

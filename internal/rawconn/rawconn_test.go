@@ -355,7 +355,12 @@ func TestConcurrentWrites(t *testing.T) {
 		}()
 	}
 	// The other direction at the same time, read by two readers.
-	go func() { _, _ = peer.Write(pattern(1 << 20)); peer.(*net.TCPConn).CloseWrite() }()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, _ = peer.Write(pattern(1 << 20))
+		_ = peer.(*net.TCPConn).CloseWrite()
+	}()
 	var got [2]int
 	for i := range got {
 		wg.Add(1)
