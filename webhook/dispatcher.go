@@ -1015,12 +1015,18 @@ func (d *Dispatcher) hold(j *job, body []byte) {
 // for long would fill the budget that the others use.
 func (d *Dispatcher) holdLocked(j *job, body []byte, must bool) {
 	n := int64(len(body))
-	if !must && (d.mem+n > d.o.MaxMemory || j.ep.down.Load()) {
+	if !d.mayHold(j.ep, n, must) {
 		return
 	}
 	j.body = bytes.Clone(body)
 	j.mem = n
 	d.mem += n
+}
+
+// mayHold reports whether a body of n bytes for ep is to be held (see
+// holdLocked). d.mu must be held.
+func (d *Dispatcher) mayHold(ep *endpoint, n int64, must bool) bool {
+	return must || d.mem+n <= d.o.MaxMemory && !ep.down.Load()
 }
 
 // bodyBlock is one allocation holding the bodies of several jobs of one
@@ -1046,20 +1052,25 @@ const maxBodyBlock = 64 << 10
 func (d *Dispatcher) holdKept(kept []item, must bool) {
 	for i := range kept {
 		it := &kept[i]
-		it.hold = it.j != nil && (must || d.mem+int64(len(it.body)) <= d.o.MaxMemory && !it.ep.down.Load())
+		it.hold = it.j != nil && d.mayHold(it.ep, int64(len(it.body)), must)
 		if it.hold {
 			d.mem += int64(len(it.body))
 		}
 	}
 	for i := 0; i < len(kept); {
+		// The bodies of kept[i:end] share a block: up to maxBodyBlock,
+		// or one body that is bigger.
 		var size int64
 		end := i
 		for ; end < len(kept); end++ {
-			if n := int64(len(kept[end].body)); kept[end].hold && size > 0 && size+n > maxBodyBlock {
-				break
-			} else if kept[end].hold {
-				size += n
+			if !kept[end].hold {
+				continue
 			}
+			n := int64(len(kept[end].body))
+			if size > 0 && size+n > maxBodyBlock {
+				break
+			}
+			size += n
 		}
 		if size > 0 {
 			blk := &bodyBlock{size: size}
