@@ -76,7 +76,7 @@ fi
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 bench_setup
-recv_pids=() broker_pids=() load_pids=() ports=() bins=()
+recv_pids=() broker_pids=() load_pids=() ports=()
 cleanup() {
 	for pid in "${load_pids[@]}" "${broker_pids[@]}" "${recv_pids[@]}"; do
 		stop_pid "$pid"
@@ -153,14 +153,20 @@ warm=${warm%%.*}
 run_times 4 $((6 + ${warm:-0}))
 limit=$((limit + ${warm:-0} + 1)) # mqload's timeout covers the warm-up too
 
-# start_run CONF SCENARIO ROUND SLOT [LABEL BIN]: start CONF's receiver (up and batch
+# binary LABEL: the mqgate of a run labelled LABEL: the one built from BASE
+# for <config>@base, this tree's otherwise.
+binary() {
+	if [[ $1 == *@base ]]; then echo "$tmp/mqgate-base"; else echo "$tmp/mqgate"; fi
+}
+
+# start_run CONF SCENARIO ROUND SLOT [LABEL]: start CONF's receiver (up and batch
 # configurations) and broker in the background, their pids in the SLOT'th
 # place of recv_pids and broker_pids, the broker's port in ports. Returns 1
 # (with the failure in RESULTS) if the broker did not start. start_load
 # then starts the load.
 start_run() {
-	local conf=$1 scenario=$2 round=$3 slot=$4 label=${5:-$1} port rport prof=()
-	local mqgate_bin=${6:-$tmp/mqgate}
+	local conf=$1 scenario=$2 round=$3 slot=$4 label=${5:-$1} port rport prof=() mqgate_bin
+	mqgate_bin=$(binary "$label")
 	port=$(free_port) || die "no free port"
 	rport=$(free_port) || die "no free port"
 	recv_pids[slot]=""
@@ -183,16 +189,15 @@ start_run() {
 	broker_pids[slot]=$broker_pid
 	broker_pid=""
 	ports[slot]=$port
-	bins[slot]=$mqgate_bin
 }
 
 # start_load LABEL SCENARIO ROUND SLOT: start the load generator on the
 # broker that start_run started in SLOT, its pid in the SLOT'th place of
 # load_pids; its result is labelled LABEL (start_run's LABEL, or CONF).
 start_load() {
-	local conf=$1 scenario=$2 round=$3 slot=$4
+	local label=$1 scenario=$2 round=$3 slot=$4
 	timeout "$limit" "${load_pin[@]}" "$tmp/mqload" -addr "127.0.0.1:${ports[slot]}" -pid "${broker_pids[slot]}" \
-		-scenario "$scenario" -label "$conf" -round "$round" \
+		-scenario "$scenario" -label "$label" -round "$round" \
 		-duration "$DURATION" -warmup "$WARMUP" -json >"$tmp/run-$slot.json" &
 	load_pids[slot]=$!
 }
@@ -200,7 +205,7 @@ start_load() {
 # finish_run LABEL SCENARIO ROUND SLOT: wait for the load generator started
 # by start_run in SLOT, stop its broker and receiver, keep the result.
 finish_run() {
-	local conf=$1 scenario=$2 round=$3 slot=$4 rc events=0
+	local label=$1 scenario=$2 round=$3 slot=$4 rc events=0
 	wait "${load_pids[slot]}"
 	rc=$?
 	load_pids[slot]=""
@@ -214,9 +219,9 @@ finish_run() {
 	mv "$tmp/run-$slot.json" "$tmp/run.json"
 	sed -i "s/}\$/,\"hook_events\":${events:-0}}/" "$tmp/run.json"
 	if [[ -n ${PROFILE:-} ]]; then
-		hook_share "$PROFILE/$conf-$scenario-$round.prof" "$tmp/run.json" "${bins[slot]}"
+		hook_share "$PROFILE/$label-$scenario-$round.prof" "$tmp/run.json" "$(binary "$label")"
 	fi
-	save_result "$scenario" "$conf" "$round" "$rc"
+	save_result "$scenario" "$label" "$round" "$rc"
 	rm -rf "$tmp/data-$slot"
 }
 
@@ -246,7 +251,7 @@ for round in $(seq 1 "$ROUNDS"); do
 			i=$((i + 1))
 			pair=$((round * 10 + i))
 			if [[ -n ${BASE:-} ]]; then
-				twin=("$conf" "$scenario" "$pair" 0 "$conf@base" "$tmp/mqgate-base")
+				twin=("$conf" "$scenario" "$pair" 0 "$conf@base")
 			elif [[ $conf == none ]]; then
 				continue
 			else
