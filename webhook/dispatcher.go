@@ -125,8 +125,7 @@ type job struct {
 	created time.Time
 	body    []byte     // the stored body: an event record (or an earlier version's JSON body); nil: only in the outbox (see Options.MaxMemory); set before the job is enqueued
 	size    int64      // of the stored record
-	mem     int64      // bytes of body counted in Dispatcher.mem; guarded by Dispatcher.mu
-	blk     *bodyBlock // where body is, when it is held with others of its commit (mem is 0 then); guarded by Dispatcher.mu
+	blk     *bodyBlock // where body is, when it is held: alone, or with others of its commit; guarded by Dispatcher.mu
 	ep      *endpoint
 	done    atomic.Bool // delivered, dead or dropped
 }
@@ -1008,31 +1007,25 @@ func (d *Dispatcher) loadJob(ep *endpoint, s spilled, rec []byte) (*job, error) 
 	return j, nil
 }
 
-// hold keeps a copy of body, j's stored body, in j while the bodies in
-// memory stay under Options.MaxMemory; otherwise it is read back from the
-// outbox when j is posted.
+// hold keeps a copy of body, j's stored body, in j, a block of its own,
+// when mayHold allows; otherwise it is read back from the outbox when j is
+// posted.
 func (d *Dispatcher) hold(j *job, body []byte) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.holdLocked(j, body, false)
-}
-
-// holdLocked is hold with d.mu held; must keeps the body whatever the
-// budget (it is not in the outbox). The bodies for an endpoint that is down
-// are not held: they would wait in memory for nothing, and an endpoint down
-// for long would fill the budget that the others use.
-func (d *Dispatcher) holdLocked(j *job, body []byte, must bool) {
 	n := int64(len(body))
-	if !d.mayHold(j.ep, n, must) {
+	if !d.mayHold(j.ep, n, false) {
 		return
 	}
-	j.body = bytes.Clone(body)
-	j.mem = n
+	j.body, j.blk = bytes.Clone(body), &bodyBlock{live: 1, size: n}
 	d.mem += n
 }
 
-// mayHold reports whether a body of n bytes for ep is to be held (see
-// holdLocked). d.mu must be held.
+// mayHold reports whether a body of n bytes for ep is to be held: while
+// the bodies in memory stay under Options.MaxMemory, and not for an
+// endpoint that is down, whose bodies would wait in memory for nothing
+// (one down for long would fill the budget that the others use); must
+// holds it whatever (it is not in the outbox). d.mu must be held.
 func (d *Dispatcher) mayHold(ep *endpoint, n int64, must bool) bool {
 	return must || d.mem+n <= d.o.MaxMemory && !ep.down.Load()
 }
@@ -1056,7 +1049,7 @@ type bodyBlock struct {
 const maxBodyBlock = 64 << 10
 
 // holdKept keeps in memory the bodies of the new jobs of kept (see
-// holdLocked for which), in blocks. d.mu must be held.
+// mayHold for which), in blocks. d.mu must be held.
 func (d *Dispatcher) holdKept(kept []item, must bool) {
 	for i := range kept {
 		it := &kept[i]
@@ -1097,11 +1090,9 @@ func (d *Dispatcher) holdKept(kept []item, must bool) {
 	}
 }
 
-// release forgets j's body from the memory count: its own, or its block's
-// once no other job holds a body in it. d.mu must be held.
+// release forgets j's body from the memory count: its block's, once no
+// other job holds a body in it. d.mu must be held.
 func (d *Dispatcher) release(j *job) {
-	d.mem -= j.mem
-	j.mem = 0
 	if blk := j.blk; blk != nil {
 		j.blk = nil
 		if blk.live--; blk.live == 0 {

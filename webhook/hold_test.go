@@ -78,3 +78,25 @@ func TestHoldKeptBlocks(t *testing.T) {
 		t.Fatalf("must: memory %d, want 300, down endpoint's body held: %v", d.mem, kept[1].j.body != nil)
 	}
 }
+
+// TestHold: a job loaded from the outbox holds its body in a block of its
+// own, counted until the job is released, and only within the budget and
+// for an endpoint that is up.
+func TestHold(t *testing.T) {
+	up, down := &endpoint{}, &endpoint{}
+	down.down.Store(true)
+	d := &Dispatcher{o: Options{MaxMemory: 150}}
+	a, b, c := &job{ep: up}, &job{ep: up}, &job{ep: down}
+	d.hold(a, bytes.Repeat([]byte{'a'}, 100))
+	d.hold(b, bytes.Repeat([]byte{'b'}, 100)) // over the budget
+	d.hold(c, []byte("c"))
+	if d.mem != 100 || len(a.body) != 100 || a.blk == nil || b.body != nil || c.body != nil {
+		t.Fatalf("memory %d; held: a %v, b %v, c %v", d.mem, a.body != nil, b.body != nil, c.body != nil)
+	}
+	d.release(a)
+	d.release(b)
+	d.release(c)
+	if d.mem != 0 {
+		t.Fatalf("memory %d after releasing every job, want 0", d.mem)
+	}
+}
