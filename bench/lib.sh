@@ -102,7 +102,9 @@ start_server() {
 }
 
 # start_mqgate CONF LOG PORT [ARGS...]: start mqgate serve -c CONF ARGS...,
-# logging to LOG, wait until it listens on PORT, set broker_pid.
+# logging to LOG, wait until it listens on PORT, set broker_pid. The binary
+# is $tmp/mqgate, or $mqgate_bin when the call sets it
+# (mqgate_bin=PATH start_mqgate ...).
 start_mqgate() {
 	local conf=$1 logf=$2 port=$3
 	shift 3

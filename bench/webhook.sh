@@ -165,8 +165,7 @@ binary() {
 # (with the failure in RESULTS) if the broker did not start. start_load
 # then starts the load.
 start_run() {
-	local conf=$1 scenario=$2 round=$3 slot=$4 label=${5:-$1} port rport prof=() mqgate_bin
-	mqgate_bin=$(binary "$label")
+	local conf=$1 scenario=$2 round=$3 slot=$4 label=${5:-$1} port rport prof=()
 	port=$(free_port) || die "no free port"
 	rport=$(free_port) || die "no free port"
 	recv_pids[slot]=""
@@ -180,7 +179,7 @@ start_run() {
 		mkdir -p "$PROFILE"
 		prof=(-cpuprofile "$PROFILE/$label-$scenario-$round.prof")
 	fi
-	if ! start_mqgate "$tmp/$label.conf" "$tmp/$label.log" "$port" "${prof[@]}"; then
+	if ! mqgate_bin=$(binary "$label") start_mqgate "$tmp/$label.conf" "$tmp/$label.log" "$port" "${prof[@]}"; then
 		start_failed "$scenario" "$label" "$round"
 		stop_pid "${recv_pids[slot]}"
 		recv_pids[slot]=""
