@@ -436,11 +436,109 @@ func (s *Segments) Commit(put []Record, del []uint64) error {
 	return s.compact()
 }
 
-// commit appends put and del to the newest segment. Puts are fsynced now
-// when durable is set, when SyncInterval is 0, or when the last fsync is
-// SyncInterval old; otherwise the segment is marked dirty and the timer
-// will.
+// commit appends del, then put, to the newest segment (appendFrames),
+// framed in s.buf.
 func (s *Segments) commit(put []Record, del []uint64, durable bool) error {
+	buf := appendDelFrame(s.buf[:0], del)
+	for _, r := range put {
+		at := len(buf)
+		buf = append(AppendPutHead(buf, r.Seq), r.Data...)
+		FinishPut(buf, at)
+	}
+	s.buf = buf
+	if cap(s.buf) > 4<<20 {
+		s.buf = nil // do not keep a huge buffer after a burst
+	}
+	return s.appendFrames(buf, len(put) > 0, durable)
+}
+
+// AppendPutHead appends to buf the start of the frame that puts record
+// seq: its header, whose length and checksum FinishPut fills in, then
+// seq. The record's data goes after it. Frames made so, one after the
+// other, are what CommitFrames writes.
+func AppendPutHead(buf []byte, seq uint64) []byte {
+	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0, kindPut)
+	return binary.LittleEndian.AppendUint64(buf, seq)
+}
+
+// FinishPut ends the put frame that AppendPutHead began at buf[at:]: the
+// record's data runs to the end of buf.
+func FinishPut(buf []byte, at int) {
+	binary.LittleEndian.PutUint32(buf[at:], uint32(len(buf)-at-frameHeader))
+	binary.LittleEndian.PutUint32(buf[at+4:], crc32.Checksum(buf[at+8:], castagnoli))
+}
+
+// appendDelFrame appends the frame that deletes the records del, if any.
+func appendDelFrame(buf []byte, del []uint64) []byte {
+	if len(del) == 0 {
+		return buf
+	}
+	start := len(buf)
+	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0, kindDel)
+	for _, seq := range del {
+		buf = binary.LittleEndian.AppendUint64(buf, seq)
+	}
+	binary.LittleEndian.PutUint32(buf[start:], uint32(len(buf)-start-frameHeader))
+	binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(buf[start+8:], castagnoli))
+	return buf
+}
+
+// CommitFrames is Commit for records its caller framed itself, with
+// AppendPutHead and FinishPut, one after the other in frames: it writes
+// them as they are, with no copy, followed by the frame of del, which it
+// appends to frames (in its spare capacity, when there is room). It
+// returns frames with that frame; a caller that reuses its buffer keeps
+// this one. frames must hold whole put frames and nothing else.
+func (s *Segments) CommitFrames(frames []byte, del []uint64) ([]byte, error) {
+	if err := checkPutFrames(frames); err != nil {
+		return frames, err
+	}
+	puts := len(frames) > 0
+	if !puts && len(del) == 0 {
+		return frames, nil
+	}
+	frames = appendDelFrame(frames, del)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.syncErr; err != nil {
+		s.syncErr = nil
+		return frames, err
+	}
+	if err := s.appendFrames(frames, puts, false); err != nil {
+		return frames, err
+	}
+	if err := s.dropDead(); err != nil {
+		return frames, err
+	}
+	return frames, s.compact()
+}
+
+// checkPutFrames reports whether frames is a run of whole put frames, so
+// that a caller's mistake fails its commit instead of tearing the
+// segment. It reads the headers only: the checksums are the caller's.
+func checkPutFrames(frames []byte) error {
+	for p := frames; len(p) > 0; {
+		if len(p) < frameHeader+8 || p[8] != kindPut {
+			return errors.New("store: commit: not a put frame")
+		}
+		n := int(binary.LittleEndian.Uint32(p))
+		if n < 8 || n > len(p)-frameHeader {
+			return errors.New("store: commit: put frame of a wrong length")
+		}
+		p = p[frameHeader+n:]
+	}
+	return nil
+}
+
+// appendFrames appends buf, whole frames, to the newest segment with one
+// write, then indexes them in order, as a replay of the segment would.
+// When buf has puts, they are fsynced now if durable is set, if
+// SyncInterval is 0, or if the last fsync is SyncInterval old; otherwise
+// the segment is marked dirty and the timer will.
+func (s *Segments) appendFrames(buf []byte, puts, durable bool) error {
+	if len(buf) == 0 {
+		return nil
+	}
 	active := s.segs[len(s.segs)-1]
 	if active.size >= s.o.SegmentSize {
 		if err := s.roll(); err != nil {
@@ -448,39 +546,18 @@ func (s *Segments) commit(put []Record, del []uint64, durable bool) error {
 		}
 		active = s.segs[len(s.segs)-1]
 	}
-	buf := s.buf[:0]
-	if len(del) > 0 {
-		start := len(buf)
-		buf = append(buf, make([]byte, frameHeader)...)
-		for _, seq := range del {
-			buf = binary.LittleEndian.AppendUint64(buf, seq)
-		}
-		binary.LittleEndian.PutUint32(buf[start:], uint32(len(buf)-start-frameHeader))
-		buf[start+8] = kindDel
-		binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(buf[start+8:], castagnoli))
-	}
-	offs := make([]int64, len(put))
-	var seqb [8]byte
-	for i, r := range put {
-		offs[i] = active.size + int64(len(buf)) + frameHeader + 8
-		binary.LittleEndian.PutUint64(seqb[:], r.Seq)
-		buf = appendFrame(buf, kindPut, seqb[:], r.Data)
-	}
-	s.buf = buf
-	if cap(s.buf) > 4<<20 {
-		s.buf = nil // do not keep a huge buffer after a burst
-	}
 	if _, err := active.f.Write(buf); err != nil {
 		// A partial write leaves a torn frame that the next open
 		// truncates; cut it now so later commits append after good data.
 		_ = active.f.Truncate(active.size)
 		return fmt.Errorf("store: commit: %w", err)
 	}
+	base := active.size
 	active.size += int64(len(buf))
 	// Deletions alone are not synced (see Queue.Commit): an outbox that
 	// delivers as fast as it takes events would otherwise pay a second
 	// fsync per batch for its acknowledgements.
-	if !s.o.NoSync && len(put) > 0 {
+	if !s.o.NoSync && puts {
 		s.dirty = true
 		if wait := s.o.SyncInterval - time.Since(s.lastSync); durable || wait <= 0 {
 			if err := s.syncActive(); err != nil {
@@ -490,24 +567,35 @@ func (s *Segments) commit(put []Record, del []uint64, durable bool) error {
 			s.timer = time.AfterFunc(wait, s.timedSync)
 		}
 	}
-	for _, seq := range del {
-		if l, ok := s.index.del(seq); ok {
-			s.dead(l)
+	var next uint64
+	for off := 0; off < len(buf); {
+		n := int(binary.LittleEndian.Uint32(buf[off:]))
+		payload := buf[off+frameHeader : off+frameHeader+n]
+		switch buf[off+8] {
+		case kindPut:
+			seq := binary.LittleEndian.Uint64(payload)
+			l := loc{seg: uint32(active.num), off: base + int64(off) + frameHeader + 8, n: int32(n - 8)}
+			if old, ok := s.index.put(seq, l); ok {
+				s.dead(old)
+			}
+			active.live++
+			active.liveBytes += int64(l.n)
+			active.maxSeq = max(active.maxSeq, seq)
+			next = max(next, seq+1)
+		case kindDel:
+			for p := payload; len(p) >= 8; p = p[8:] {
+				if l, ok := s.index.del(binary.LittleEndian.Uint64(p)); ok {
+					s.dead(l)
+				}
+			}
 		}
+		off += frameHeader + n
 	}
-	for i, r := range put {
-		if old, ok := s.index.put(r.Seq, loc{seg: uint32(active.num), off: offs[i], n: int32(len(r.Data))}); ok {
-			s.dead(old)
-		}
-		active.live++
-		active.liveBytes += int64(len(r.Data))
-		active.maxSeq = max(active.maxSeq, r.Seq)
+	if puts {
+		s.mu.Lock()
+		s.next = max(s.next, next)
+		s.mu.Unlock()
 	}
-	s.mu.Lock()
-	for _, r := range put {
-		s.next = max(s.next, r.Seq+1)
-	}
-	s.mu.Unlock()
 	return nil
 }
 
