@@ -166,16 +166,18 @@ type Dispatcher struct {
 	timer  *time.Timer   // gather's, stopped between waits
 	ids    *idSource     // used by the outbox writer only
 	// arena is where the outbox writer makes the records of one commit
-	// (a head, and the event record from the inbox), reused from one
-	// commit to the next. A body is copied out of it, at its exact size,
-	// only when it is kept in memory.
+	// (a head, and the event record from the inbox), each in the frame
+	// the outbox stores it in, so that the commit writes the arena as it
+	// is (store.Segments.CommitFrames) instead of copying every record
+	// into a buffer of the store's. It is reused from one commit to the
+	// next. A body is copied out of it, at its exact size, only when it
+	// is kept in memory.
 	arena []byte
-	// items and puts are the outbox writer's per-commit lists, reused
-	// like arena: allocating them per commit (100 KB for 1,000 events)
-	// was a tenth of the writer's CPU at 10,000 events/s, most of it the
-	// page faults of fresh memory.
+	// items is the outbox writer's per-commit list, reused like arena:
+	// allocating it per commit (100 KB for 1,000 events) was a tenth of
+	// the writer's CPU at 10,000 events/s, most of it the page faults of
+	// fresh memory.
 	items []item
-	puts  []store.Record
 
 	// The inbox: the events observe took from the bus, as entries that
 	// hold their event records (see observe), until the outbox writer
@@ -731,9 +733,10 @@ func (d *Dispatcher) gather() {
 }
 
 type item struct {
-	j    *job   // nil when the event spills (see spilled)
-	rec  []byte // the stored record, in d.arena
-	body []byte // its body, the event record, in d.arena
+	j     *job   // nil when the event spills (see spilled)
+	rec   []byte // the stored record, in d.arena
+	body  []byte // its body, the event record, in d.arena
+	frame [2]int // where the outbox frame of rec is in d.arena: it ends where rec does
 	// what the job is made of
 	seq      uint64
 	id       [26]byte
@@ -764,6 +767,12 @@ func (it *item) jobClient() string {
 func (d *Dispatcher) commit(recs []byte, n int) {
 	items := slices.Grow(d.items[:0], n) // one rule per event is the rule
 
+	// A sequence number per record, one per rule that posts each event,
+	// reserved first: newItem frames each record with its number.
+	var seq uint64
+	if records := countPostings(recs); records > 0 {
+		seq = d.q.Reserve(records)
+	}
 	arena := d.arena[:0]
 	now := time.Now()
 	var e events.Event
@@ -778,17 +787,11 @@ func (d *Dispatcher) commit(recs []byte, n int) {
 			i, k := binary.Uvarint(posting)
 			posting = posting[k:]
 			var it item
-			it, arena = d.newItem(arena, &e, rec, d.rules[e.Kind][i].ep, now)
+			it, arena = d.newItem(arena, &e, rec, d.rules[e.Kind][i].ep, seq, now)
+			seq++
 			items = append(items, it)
 		}
 	}
-	if len(items) > 0 {
-		seq := d.q.Reserve(len(items))
-		for i := range items {
-			items[i].seq = seq + uint64(i)
-		}
-	}
-	puts := slices.Grow(d.puts[:0], len(items))
 	all := items // makeRoom may drop from the front
 	d.mu.Lock()
 	items = d.makeRoom(items)
@@ -808,7 +811,6 @@ func (d *Dispatcher) commit(recs []byte, n int) {
 			d.pending.push(it.j)
 			ep.live++
 		}
-		puts = append(puts, store.Record{Seq: it.seq, Data: it.rec})
 		kept = append(kept, it)
 	}
 	del := d.delq
@@ -826,10 +828,15 @@ func (d *Dispatcher) commit(recs []byte, n int) {
 		d.log.Warn("web hook: events lost before the outbox (event queue full)", "lost", lost, "queue", d.o.QueueSize)
 	}
 	stored := true
-	if len(puts) > 0 || len(del) > 0 {
+	frames := arena
+	if len(kept) < len(all) {
+		frames = keptFrames(arena, kept)
+	}
+	if len(frames) > 0 || len(del) > 0 {
 		d.commits.Add(1)
 	}
-	if err := d.q.Commit(puts, del); err != nil {
+	var err error
+	if frames, err = d.q.CommitFrames(frames, del); err != nil {
 		stored = false
 		d.mu.Lock()
 		d.commitErrs++
@@ -847,6 +854,9 @@ func (d *Dispatcher) commit(recs []byte, n int) {
 		}
 	}
 	d.mu.Unlock()
+	if len(kept) == len(all) {
+		arena = frames // with the deletions: the capacity may have grown
+	}
 	d.arena = arena[:0]
 	if cap(arena) > 8<<20 {
 		d.arena = nil // do not keep a burst's buffer
@@ -861,10 +871,9 @@ func (d *Dispatcher) commit(recs []byte, n int) {
 	// just dropped), and not a burst's lists. What lies past their length
 	// was cleared by the commit that used it.
 	clear(all)
-	clear(puts)
-	d.items, d.puts = all[:0], puts[:0]
+	d.items = all[:0]
 	if cap(all) > maxCommit {
-		d.items, d.puts = nil, nil
+		d.items = nil
 	}
 	d.unspill()
 }
@@ -1219,9 +1228,35 @@ func sysTopic(e *events.Event) bool {
 	return false
 }
 
-// newItem encodes the record of e for ep at the end of arena: a head, then
-// body, e's event record.
-func (d *Dispatcher) newItem(arena []byte, e *events.Event, body []byte, ep *endpoint, now time.Time) (item, []byte) {
+// countPostings returns how many records the inbox entries recs make: one
+// per rule that posts each event.
+func countPostings(recs []byte) int {
+	n := 0
+	for len(recs) > 0 {
+		var posting []byte
+		posting, _, recs = nextInbox(recs)
+		for _, b := range posting {
+			if b < 0x80 { // the last byte of a uvarint
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// keptFrames returns the frames of kept, items made in arena in this
+// order, without those of the items dropped for room between them.
+func keptFrames(arena []byte, kept []item) []byte {
+	var out []byte
+	for _, it := range kept {
+		out = append(out, arena[it.frame[0]:it.frame[1]]...)
+	}
+	return out
+}
+
+// newItem makes record seq of e for ep at the end of arena, in its outbox
+// frame: a head, then body, e's event record.
+func (d *Dispatcher) newItem(arena []byte, e *events.Event, body []byte, ep *endpoint, seq uint64, now time.Time) (item, []byte) {
 	id := d.ids.newIDBytes(now)
 	client := e.ClientID
 	if e.Kind == events.MessagePublish {
@@ -1231,10 +1266,13 @@ func (d *Dispatcher) newItem(arena []byte, e *events.Event, body []byte, ep *end
 	if created.IsZero() {
 		created = now
 	}
-	start := len(arena)
-	rec := appendRecordHead(arena, ep.num, &id, created)
+	frame := len(arena)
+	rec := store.AppendPutHead(arena, seq)
+	start := len(rec)
+	rec = appendRecordHead(rec, ep.num, &id, created)
 	bodyAt := len(rec)
 	rec = append(rec, body...) // the JSON body is written when it is posted
+	store.FinishPut(rec, frame)
 	clientAt := -1
 	if len(client) > 0 && len(client) <= len(body) { // a view of body (readEventRec)
 		at := uintptr(unsafe.Pointer(unsafe.StringData(client))) - uintptr(unsafe.Pointer(unsafe.SliceData(body)))
@@ -1242,8 +1280,8 @@ func (d *Dispatcher) newItem(arena []byte, e *events.Event, body []byte, ep *end
 			clientAt = int(at)
 		}
 	}
-	return item{id: id, client: client, clientAt: clientAt, kind: e.Kind, created: created, ep: ep,
-		rec: rec[start:len(rec):len(rec)], body: rec[bodyAt:len(rec):len(rec)]}, rec
+	return item{seq: seq, id: id, client: client, clientAt: clientAt, kind: e.Kind, created: created, ep: ep,
+		frame: [2]int{frame, len(rec)}, rec: rec[start:len(rec):len(rec)], body: rec[bodyAt:len(rec):len(rec)]}, rec
 }
 
 // forget takes pending delivery seq, of size bytes, out of the outbox's

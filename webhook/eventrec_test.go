@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mqgate/mqgate/events"
+	"github.com/mqgate/mqgate/store"
 )
 
 // recEvents are events of every kind with every field a body uses set, and
@@ -138,10 +139,17 @@ func TestRecordHead(t *testing.T) {
 	at := time.UnixMilli(1733300000123)
 	for _, num := range []int{0, 300} {
 		for _, e := range recEvents() {
-			it, _ := d.newItem(nil, e, appendEventRec(nil, e), &endpoint{num: num}, at)
+			arena := []byte("an earlier record's frame")
+			it, arena := d.newItem(arena, e, appendEventRec(nil, e), &endpoint{num: num}, 7, at)
 			r, gotNum, body, err := parseRecord(7, it.rec)
 			if err != nil {
 				t.Fatalf("%s: %v", e.Kind, err)
+			}
+			frame := store.AppendPutHead(nil, 7)
+			frame = append(frame, it.rec...)
+			store.FinishPut(frame, 0)
+			if it.seq != 7 || !bytes.Equal(arena[it.frame[0]:it.frame[1]], frame) || it.frame[1] != len(arena) {
+				t.Fatalf("%s: seq %d, frame %x, want 7 and the outbox's frame of the record, %x", e.Kind, it.seq, arena[it.frame[0]:it.frame[1]], frame)
 			}
 			client := e.ClientID
 			if e.Kind == events.MessagePublish {
@@ -158,7 +166,7 @@ func TestRecordHead(t *testing.T) {
 			if err := readEventRec(&inbox, raw); err != nil {
 				t.Fatal(err)
 			}
-			it2, _ := d.newItem(nil, &inbox, raw, &endpoint{num: num}, at)
+			it2, _ := d.newItem(nil, &inbox, raw, &endpoint{num: num}, 7, at)
 			for _, held := range []bool{true, false} {
 				it2.j = &job{}
 				if held {
