@@ -400,19 +400,15 @@ func (s *Segments) Reserve(n int) uint64 {
 	return first
 }
 
+// appendFrame appends a frame of kind whose payload is parts, one after
+// the other.
 func appendFrame(buf []byte, kind byte, parts ...[]byte) []byte {
-	n := 0
-	for _, p := range parts {
-		n += len(p)
-	}
 	start := len(buf)
-	buf = binary.LittleEndian.AppendUint32(buf, uint32(n))
-	buf = append(buf, 0, 0, 0, 0, kind)
+	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0, kind)
 	for _, p := range parts {
 		buf = append(buf, p...)
 	}
-	crc := crc32.Checksum(buf[start+8:], castagnoli)
-	binary.LittleEndian.PutUint32(buf[start+4:], crc)
+	finishFrame(buf, start)
 	return buf
 }
 
@@ -463,7 +459,11 @@ func AppendPutHead(buf []byte, seq uint64) []byte {
 
 // FinishPut ends the put frame that AppendPutHead began at buf[at:]: the
 // record's data runs to the end of buf.
-func FinishPut(buf []byte, at int) {
+func FinishPut(buf []byte, at int) { finishFrame(buf, at) }
+
+// finishFrame fills in the length and checksum of the frame at buf[at:],
+// whose payload runs to the end of buf.
+func finishFrame(buf []byte, at int) {
 	binary.LittleEndian.PutUint32(buf[at:], uint32(len(buf)-at-frameHeader))
 	binary.LittleEndian.PutUint32(buf[at+4:], crc32.Checksum(buf[at+8:], castagnoli))
 }
@@ -478,8 +478,7 @@ func appendDelFrame(buf []byte, del []uint64) []byte {
 	for _, seq := range del {
 		buf = binary.LittleEndian.AppendUint64(buf, seq)
 	}
-	binary.LittleEndian.PutUint32(buf[start:], uint32(len(buf)-start-frameHeader))
-	binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(buf[start+8:], castagnoli))
+	finishFrame(buf, start)
 	return buf
 }
 
