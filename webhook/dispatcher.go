@@ -686,12 +686,21 @@ func (d *Dispatcher) run() {
 		all := d.takeInbox()
 		recs := all
 		for {
-			n, i := 0, 0
+			// Up to maxCommit events, and the records they make: one per
+			// rule that posts each (its index in the entry is a uvarint,
+			// whose last byte is under 0x80).
+			n, records, i := 0, 0, 0
 			for i < len(recs) && n < maxCommit {
+				posting, _, _ := nextInbox(recs[i:])
+				for _, b := range posting {
+					if b < 0x80 {
+						records++
+					}
+				}
 				i += 4 + int(binary.LittleEndian.Uint32(recs[i:]))
 				n++
 			}
-			d.commit(recs[:i], n)
+			d.commit(recs[:i], records)
 			if recs = recs[i:]; len(recs) == 0 {
 				break
 			}
@@ -761,16 +770,16 @@ func (it *item) jobClient() string {
 	return strings.Clone(it.client)
 }
 
-// commit stores the deliveries of the n events of recs (taken from the
-// inbox) and removes acknowledged ones in one outbox transaction, then
-// hands the new ones to their endpoints.
-func (d *Dispatcher) commit(recs []byte, n int) {
-	items := slices.Grow(d.items[:0], n) // one rule per event is the rule
-
-	// A sequence number per record, one per rule that posts each event,
-	// reserved first: newItem frames each record with its number.
+// commit stores the deliveries of the events of recs (taken from the
+// inbox), records of them, one per rule that posts each, and removes
+// acknowledged ones in one outbox transaction, then hands the new ones to
+// their endpoints.
+func (d *Dispatcher) commit(recs []byte, records int) {
+	items := slices.Grow(d.items[:0], records)
+	// A sequence number per record, reserved first: newItem frames each
+	// record with its number.
 	var seq uint64
-	if records := countPostings(recs); records > 0 {
+	if records > 0 {
 		seq = d.q.Reserve(records)
 	}
 	arena := d.arena[:0]
@@ -828,8 +837,8 @@ func (d *Dispatcher) commit(recs []byte, n int) {
 		d.log.Warn("web hook: events lost before the outbox (event queue full)", "lost", lost, "queue", d.o.QueueSize)
 	}
 	stored := true
-	frames := arena
-	if len(kept) < len(all) {
+	frames, dropped := arena, len(kept) < len(all)
+	if dropped {
 		frames = keptFrames(arena, kept)
 	}
 	if len(frames) > 0 || len(del) > 0 {
@@ -854,7 +863,7 @@ func (d *Dispatcher) commit(recs []byte, n int) {
 		}
 	}
 	d.mu.Unlock()
-	if len(kept) == len(all) {
+	if !dropped {
 		arena = frames // with the deletions: the capacity may have grown
 	}
 	d.arena = arena[:0]
@@ -1226,22 +1235,6 @@ func sysTopic(e *events.Event) bool {
 		return strings.HasPrefix(e.Topic, "$SYS/") || e.Topic == "$SYS"
 	}
 	return false
-}
-
-// countPostings returns how many records the inbox entries recs make: one
-// per rule that posts each event.
-func countPostings(recs []byte) int {
-	n := 0
-	for len(recs) > 0 {
-		var posting []byte
-		posting, _, recs = nextInbox(recs)
-		for _, b := range posting {
-			if b < 0x80 { // the last byte of a uvarint
-				n++
-			}
-		}
-	}
-	return n
 }
 
 // keptFrames returns the frames of kept, items made in arena in this

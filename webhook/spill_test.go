@@ -168,9 +168,10 @@ func publishPaced(t *testing.T, d *webhook.Dispatcher, bus *events.Bus, from, to
 // TestBatchingCommitsLessOften: when rules batch, the outbox writer lets
 // events gather for the shortest max_delay less CommitInterval (200 ms and
 // 300 ms, less 1 ms: at most 100 ms) instead of CommitInterval (1 ms), and
-// every event still arrives once, in order. A rule that posts each event on its own (client.connected
-// here) keeps CommitInterval for its events: each of them cuts the wait
-// short, and while none comes the writer gathers as if every rule batched.
+// every event still arrives once, in order. A rule that posts each event
+// on its own (client.connected here) keeps CommitInterval for its events:
+// each of them cuts the wait short, and while none comes the writer
+// gathers as if every rule batched.
 func TestBatchingCommitsLessOften(t *testing.T) {
 	for _, tc := range []struct {
 		name           string
