@@ -358,3 +358,43 @@ func TestBusFullCountedAndLogged(t *testing.T) {
 		last = p
 	}
 }
+
+// TestTwoRulesEveryRecordSurvivesRestart: an event that two rules post is
+// two records of the outbox, each with a sequence number of its own: after
+// a restart both deliveries of every event are still pending.
+func TestTwoRulesEveryRecordSurvivesRestart(t *testing.T) {
+	down := func(int, *http.Request, []byte) (int, http.Header) { return http.StatusServiceUnavailable, nil }
+	rc := newReceiver(t, down)
+	opts := webhook.Options{URL: rc.srv.URL, Dir: t.TempDir(), Node: "n", CommitInterval: time.Millisecond,
+		Rules: []webhook.Rule{
+			rule(t, "web.hook.rule.message.publish.1", `{"action": "on_message_publish"}`),
+			rule(t, "web.hook.rule.message.publish.2", `{"action": "on_message_publish", "topic": "t/#"}`),
+		}}
+	d, err := webhook.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus := events.NewBus()
+	d.Start(bus)
+	const n = 40
+	publishN(bus, []string{"a", "b"}, 0, n/2)
+	waitQueued(t, d, 2*n)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	bus.Close()
+	if err := d.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d, err = webhook.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := d.Stop(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	if p := d.Stats().Pending; p != 2*n {
+		t.Fatalf("%d deliveries pending after a restart, want %d (2 rules x %d events)", p, 2*n, n)
+	}
+}
