@@ -784,11 +784,11 @@ func (d *Dispatcher) commit(recs []byte, records int) {
 	}
 	arena := d.arena[:0]
 	now := time.Now()
-	var e events.Event
 	for len(recs) > 0 {
 		var posting, rec []byte
 		posting, rec, recs = nextInbox(recs)
-		if err := readEventRec(&e, rec); err != nil { // cannot be: observe wrote it
+		key, err := readEventRecKey(rec)
+		if err != nil { // cannot be: observe wrote it
 			d.log.Error("web hook: unreadable event in the inbox, dropping it", "err", err)
 			continue
 		}
@@ -796,7 +796,7 @@ func (d *Dispatcher) commit(recs []byte, records int) {
 			i, k := binary.Uvarint(posting)
 			posting = posting[k:]
 			var it item
-			it, arena = d.newItem(arena, &e, rec, d.rules[e.Kind][i].ep, seq, now)
+			it, arena = d.newItem(arena, &key, rec, d.rules[key.kind][i].ep, seq, now)
 			seq++
 			items = append(items, it)
 		}
@@ -1247,15 +1247,12 @@ func keptFrames(arena []byte, kept []item) []byte {
 	return out
 }
 
-// newItem makes record seq of e for ep at the end of arena, in its outbox
-// frame: a head, then body, e's event record.
-func (d *Dispatcher) newItem(arena []byte, e *events.Event, body []byte, ep *endpoint, seq uint64, now time.Time) (item, []byte) {
+// newItem makes record seq of the event of key for ep at the end of arena,
+// in its outbox frame: a head, then body, the event's record.
+func (d *Dispatcher) newItem(arena []byte, key *eventRecKey, body []byte, ep *endpoint, seq uint64, now time.Time) (item, []byte) {
 	id := d.ids.newIDBytes(now)
-	client := e.ClientID
-	if e.Kind == events.MessagePublish {
-		client = e.FromClientID
-	}
-	created := e.Time
+	client := key.client
+	created := key.time
 	if created.IsZero() {
 		created = now
 	}
@@ -1273,7 +1270,7 @@ func (d *Dispatcher) newItem(arena []byte, e *events.Event, body []byte, ep *end
 			clientAt = int(at)
 		}
 	}
-	return item{seq: seq, id: id, client: client, clientAt: clientAt, kind: e.Kind, created: created, ep: ep,
+	return item{seq: seq, id: id, client: client, clientAt: clientAt, kind: key.kind, created: created, ep: ep,
 		frame: [2]int{frame, len(rec)}, rec: rec[start:len(rec):len(rec)], body: rec[bodyAt:len(rec):len(rec)]}, rec
 }
 

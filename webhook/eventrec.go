@@ -134,33 +134,25 @@ func readEventRec(e *events.Event, p []byte) error {
 		return errEventRec
 	}
 	e.KeepAlive, p = uint16(ka), p[n:]
-	for _, t := range [...]struct {
-		flag byte
-		to   *time.Time
-	}{{eventRecTime, &e.Time}, {eventRecConnectedAt, &e.ConnectedAt}, {eventRecMessageTime, &e.MessageTime}} {
-		if flags&t.flag == 0 {
-			continue
-		}
-		v, n := binary.Varint(p)
-		if n <= 0 {
+	var ok bool
+	if flags&eventRecTime != 0 {
+		if e.Time, p, ok = recTime(p); !ok {
 			return errEventRec
 		}
-		*t.to, p = time.UnixMilli(v), p[n:]
 	}
-	field := func() ([]byte, bool) {
-		var l uint64
-		n := 1
-		if len(p) > 0 && p[0] < 0x80 { // a length under 128: nearly all
-			l = uint64(p[0])
-		} else if l, n = binary.Uvarint(p); n <= 0 {
-			return nil, false
+	if flags&eventRecConnectedAt != 0 {
+		if e.ConnectedAt, p, ok = recTime(p); !ok {
+			return errEventRec
 		}
-		if l > uint64(len(p)-n) {
-			return nil, false
+	}
+	if flags&eventRecMessageTime != 0 {
+		if e.MessageTime, p, ok = recTime(p); !ok {
+			return errEventRec
 		}
-		f := p[n : n+int(l)]
-		p = p[n+int(l):]
-		return f, true
+	}
+	field := func() (f []byte, ok bool) {
+		f, p, ok = recField(p)
+		return f, ok
 	}
 	peer, ok := field()
 	if !ok {
@@ -190,6 +182,95 @@ func readEventRec(e *events.Event, p []byte) error {
 		e.Payload = payload
 	}
 	return nil
+}
+
+// recTime reads a time of an event record from the front of p.
+func recTime(p []byte) (time.Time, []byte, bool) {
+	v, n := binary.Varint(p)
+	if n <= 0 {
+		return time.Time{}, p, false
+	}
+	return time.UnixMilli(v), p[n:], true
+}
+
+// recField reads a field of an event record from the front of p: its
+// length, a uvarint, and its bytes.
+func recField(p []byte) (f, rest []byte, ok bool) {
+	var l uint64
+	n := 1
+	if len(p) > 0 && p[0] < 0x80 { // a length under 128: nearly all
+		l = uint64(p[0])
+	} else if l, n = binary.Uvarint(p); n <= 0 {
+		return nil, p, false
+	}
+	if l > uint64(len(p)-n) {
+		return nil, p, false
+	}
+	return p[n : n+int(l)], p[n+int(l):], true
+}
+
+// eventRecKey is what the outbox writer needs of an event to make its
+// delivery: its kind, its time (zero when it had none) and the client id
+// whose lane it takes, the publisher's for message.publish.
+type eventRecKey struct {
+	kind   events.Kind
+	time   time.Time
+	client string // a view of the record
+}
+
+// readEventRecKey reads the key of event record p, stepping over the
+// fields before the client id instead of decoding them, and not reading
+// past it. readEventRec, which fills a whole events.Event (over 300 bytes
+// cleared, every field set), took 17 of the outbox writer's 75 samples in
+// a profile of a broker at 10,000 events/s with its endpoint down. A
+// record is read whole, and checked, when it is posted.
+func readEventRecKey(p []byte) (eventRecKey, error) {
+	var k eventRecKey
+	if len(p) < 8 || p[0] != eventRecMark {
+		return k, errEventRec
+	}
+	k.kind = events.Kind(p[1])
+	if k.kind == 0 || int(k.kind) >= events.NumKinds {
+		return k, fmt.Errorf("event record of unknown kind %d", p[1])
+	}
+	flags := p[2]
+	_, n := binary.Uvarint(p[8:])
+	if n <= 0 {
+		return k, errEventRec
+	}
+	p = p[8+n:]
+	var ok bool
+	if flags&eventRecTime != 0 {
+		if k.time, p, ok = recTime(p); !ok {
+			return k, errEventRec
+		}
+	}
+	for _, flag := range [...]byte{eventRecConnectedAt, eventRecMessageTime} {
+		if flags&flag == 0 {
+			continue
+		}
+		_, n := binary.Varint(p)
+		if n <= 0 {
+			return k, errEventRec
+		}
+		p = p[n:]
+	}
+	// The peer, the client id, and for message.publish the username,
+	// reason, topic and publisher's client id (see the layout above).
+	skip := 1
+	if k.kind == events.MessagePublish {
+		skip = 5
+	}
+	var f []byte
+	for range skip + 1 {
+		if f, p, ok = recField(p); !ok {
+			return k, errEventRec
+		}
+	}
+	if len(f) > 0 {
+		k.client = unsafe.String(&f[0], len(f))
+	}
+	return k, nil
 }
 
 // appendJSONBody appends to dst the JSON body of the event stored as body
