@@ -165,3 +165,18 @@ func TestObserve(t *testing.T) {
 		t.Fatalf("called %d times after Close returned", len(got)-n)
 	}
 }
+
+// BenchmarkPublishToObserver measures handing an event from the pool to
+// one observer, as the broker does with each message that a web hook rule
+// posts.
+func BenchmarkPublishToObserver(b *testing.B) {
+	bus := NewBus()
+	defer bus.Close()
+	bus.Observe("obs", func(e *Event) bool { return e.ClientID != "" }, MessagePublish)
+	b.ReportAllocs()
+	for range b.N {
+		e := New()
+		e.Kind, e.ClientID, e.Topic = MessagePublish, "pub", "bench/lat"
+		bus.Publish(e)
+	}
+}
