@@ -104,6 +104,41 @@ func TestReleaseCountsEveryReference(t *testing.T) {
 	}
 }
 
+// TestObserverAndSubscriber: an event that an observer and a subscription
+// both want stays whole, after the observer returned, until the
+// subscription releases it; one that observers alone want is cleared, back
+// in the pool, when Publish returns.
+func TestObserverAndSubscriber(t *testing.T) {
+	b := NewBus()
+	defer b.Close()
+	var seen []string
+	b.Observe("obs", func(e *Event) bool {
+		seen = append(seen, e.ClientID)
+		return true
+	}, MessagePublish, ClientConnected)
+	sub := b.Subscribe("sub", 1, MessagePublish)
+	e := New()
+	e.Kind, e.ClientID = MessagePublish, "both"
+	b.Publish(e)
+	got := <-sub.C()
+	if got.ClientID != "both" {
+		t.Fatalf("the subscription got %q after the observer returned, want both", got.ClientID)
+	}
+	got.Release()
+	if e.ClientID != "" {
+		t.Fatal("not cleared after the subscription released it")
+	}
+	o := New()
+	o.Kind, o.ClientID = ClientConnected, "observed"
+	b.Publish(o)
+	if o.ClientID != "" || o.Kind != 0 {
+		t.Fatalf("an event observers alone want is not cleared after Publish: %+v", o)
+	}
+	if len(seen) != 2 || seen[0] != "both" || seen[1] != "observed" {
+		t.Fatalf("observed %q, want both, observed", seen)
+	}
+}
+
 // TestObserve: an observer is called with the kinds it asked for, in the
 // order they are published, before Publish returns; false counts a drop;
 // the event goes back to the pool at once (no reference is left for the
