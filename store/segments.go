@@ -362,7 +362,8 @@ func (s *Segments) roll() error {
 	s.mu.Lock()
 	next := s.next
 	s.mu.Unlock()
-	mark := appendFrame(nil, kindMark, binary.LittleEndian.AppendUint64(nil, next))
+	mark := binary.LittleEndian.AppendUint64(beginFrame(nil, kindMark), next)
+	finishFrame(mark, 0)
 	if _, err := f.Write(mark); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
@@ -400,16 +401,10 @@ func (s *Segments) Reserve(n int) uint64 {
 	return first
 }
 
-// appendFrame appends a frame of kind whose payload is parts, one after
-// the other.
-func appendFrame(buf []byte, kind byte, parts ...[]byte) []byte {
-	start := len(buf)
-	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0, kind)
-	for _, p := range parts {
-		buf = append(buf, p...)
-	}
-	finishFrame(buf, start)
-	return buf
+// beginFrame appends the header of a frame of kind, whose length and
+// checksum finishFrame fills in once the payload follows it.
+func beginFrame(buf []byte, kind byte) []byte {
+	return append(buf, 0, 0, 0, 0, 0, 0, 0, 0, kind)
 }
 
 // Commit implements Queue: one write and one fsync for the whole batch.
@@ -453,8 +448,7 @@ func (s *Segments) commit(put []Record, del []uint64, durable bool) error {
 // seq. The record's data goes after it. Frames made so, one after the
 // other, are what CommitFrames writes.
 func AppendPutHead(buf []byte, seq uint64) []byte {
-	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0, kindPut)
-	return binary.LittleEndian.AppendUint64(buf, seq)
+	return binary.LittleEndian.AppendUint64(beginFrame(buf, kindPut), seq)
 }
 
 // FinishPut ends the put frame that AppendPutHead began at buf[at:]: the
@@ -474,7 +468,7 @@ func appendDelFrame(buf []byte, del []uint64) []byte {
 		return buf
 	}
 	start := len(buf)
-	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0, kindDel)
+	buf = beginFrame(buf, kindDel)
 	for _, seq := range del {
 		buf = binary.LittleEndian.AppendUint64(buf, seq)
 	}
