@@ -157,9 +157,14 @@ func New() *Event { return pool.Get().(*Event) }
 // event they received.
 func (e *Event) Release() {
 	if atomic.AddInt32(&e.refs, -1) == 0 {
-		*e = Event{}
-		pool.Put(e)
+		e.recycle()
 	}
+}
+
+// recycle clears e and keeps it for reuse by New.
+func (e *Event) recycle() {
+	*e = Event{}
+	pool.Put(e)
 }
 
 // Subscription receives the events of the kinds it asked for: on a
@@ -335,8 +340,7 @@ func (b *Bus) Publish(e *Event) {
 				s.dropped.Add(1)
 			}
 		}
-		*e = Event{}
-		pool.Put(e)
+		e.recycle()
 		return
 	}
 	atomic.StoreInt32(&e.refs, refs)
