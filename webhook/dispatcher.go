@@ -805,7 +805,8 @@ func (d *Dispatcher) commit(recs []byte, records int) {
 	d.mu.Lock()
 	items = d.makeRoom(items)
 	kept := items[:0]
-	for _, it := range items {
+	for i := range items { // by index: an item is about 190 bytes
+		it := &items[i]
 		size := it.size()
 		if d.bytes+size > d.o.MaxBytes { // only with DropNewest: makeRoom made room otherwise
 			it.ep.counters(it.kind).dropped.Add(1)
@@ -820,7 +821,11 @@ func (d *Dispatcher) commit(recs []byte, records int) {
 			d.pending.push(it.j)
 			ep.live++
 		}
-		kept = append(kept, it)
+		if len(kept) < i {
+			kept = append(kept, *it)
+		} else {
+			kept = kept[:i+1] // nothing dropped before it: it is in place
+		}
 	}
 	del := d.delq
 	d.delq = nil
@@ -857,8 +862,8 @@ func (d *Dispatcher) commit(recs []byte, records int) {
 	}
 	d.mu.Lock()
 	d.holdKept(kept, !stored)
-	for _, it := range kept {
-		if it.j != nil {
+	for i := range kept {
+		if it := &kept[i]; it.j != nil {
 			it.j.client = it.jobClient()
 		}
 	}
@@ -870,11 +875,29 @@ func (d *Dispatcher) commit(recs []byte, records int) {
 	if cap(arena) > 8<<20 {
 		d.arena = nil // do not keep a burst's buffer
 	}
-	for _, it := range kept {
-		it.ep.counters(it.kind).queued.Add(1)
-		if it.j != nil {
-			it.ep.enqueue(it.j)
+	// One lock per run of items for one endpoint, and one counter update
+	// per run of one kind in it.
+	for run := kept; len(run) > 0; {
+		ep, n := run[0].ep, 1
+		for n < len(run) && run[n].ep == ep {
+			n++
 		}
+		for k := 0; k < n; {
+			kind, m := run[k].kind, 1
+			for k+m < n && run[k+m].kind == kind {
+				m++
+			}
+			ep.counters(kind).queued.Add(uint64(m))
+			k += m
+		}
+		ep.mu.Lock()
+		for i := range n {
+			if j := run[i].j; j != nil {
+				ep.enqueueLocked(j)
+			}
+		}
+		ep.mu.Unlock()
+		run = run[n:]
 	}
 	// Keep the lists, not what they point to (jobs, endpoints, the arena
 	// just dropped), and not a burst's lists. What lies past their length
@@ -1290,21 +1313,32 @@ func (d *Dispatcher) forgetJob(j *job) {
 	j.ep.live--
 }
 
-// ack removes j from the outbox once it is delivered or dead-lettered. It
-// reports false when j was done already (dropped when the outbox was full).
-func (d *Dispatcher) ack(j *job) bool {
-	if !j.done.CompareAndSwap(false, true) {
-		return false
+// ack removes jobs, those of one request, from the outbox once they are
+// delivered or dead-lettered, under one lock and with one wake-up of the
+// writer for all of them (a batch is up to its max_size jobs). It returns
+// those it removed, in order, in jobs' array: the others were done
+// already (dropped when the outbox was full).
+func (d *Dispatcher) ack(jobs []*job) []*job {
+	acked := jobs[:0]
+	for _, j := range jobs {
+		if j.done.CompareAndSwap(false, true) {
+			acked = append(acked, j)
+		}
+	}
+	if len(acked) == 0 {
+		return acked
 	}
 	d.mu.Lock()
-	d.forgetJob(j)
+	for _, j := range acked {
+		d.forgetJob(j)
+	}
 	d.compact()
 	d.mu.Unlock()
 	select {
 	case d.kick <- struct{}{}:
 	default:
 	}
-	return true
+	return acked
 }
 
 // Stop stops taking events, commits what the bus had queued, waits for the

@@ -95,14 +95,20 @@ func (ep *endpoint) counters(k events.Kind) *counters {
 
 // enqueue appends j to its client's lane.
 func (ep *endpoint) enqueue(j *job) {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	ep.enqueueLocked(j)
+}
+
+// enqueueLocked is enqueue with ep.mu held: the outbox writer hands over
+// the jobs of one commit for one endpoint under one lock.
+func (ep *endpoint) enqueueLocked(j *job) {
+	if ep.closed {
+		return
+	}
 	key := j.client
 	if ep.batch.MaxSize > 0 {
 		key = "" // one lane: batches mix clients and keep their order
-	}
-	ep.mu.Lock()
-	defer ep.mu.Unlock()
-	if ep.closed {
-		return
 	}
 	if !ep.started {
 		ep.started = true
@@ -249,9 +255,7 @@ func (ep *endpoint) finish(l *lane, jobs []*job, res result, probe bool) {
 	}
 	l.attempt = 0
 	if res.skipped {
-		for _, j := range jobs {
-			d.ack(j) // a no-op: they were dropped
-		}
+		d.ack(jobs) // a no-op: they were dropped
 		if probe {
 			ep.probing = false // the next post probes
 			ep.releaseProbe()
@@ -269,15 +273,20 @@ func (ep *endpoint) finish(l *lane, jobs []*job, res result, probe bool) {
 		d.log.Warn("web hook delivery refused; kept as a dead letter", "url", ep.url, "status", res.status, "events", len(jobs))
 		d.dead.add(ep, jobs, res)
 	}
-	for _, j := range jobs {
-		if !d.ack(j) {
-			continue // dropped while it was posted: counted as dropped
+	// Those dropped while they were posted are counted as dropped, not
+	// here. One counter update per run of one kind.
+	acked := d.ack(jobs)
+	for len(acked) > 0 {
+		k, n := acked[0].event, 1
+		for n < len(acked) && acked[n].event == k {
+			n++
 		}
-		if c := ep.counters(j.event); ok {
-			c.delivered.Add(1)
+		if c := ep.counters(k); ok {
+			c.delivered.Add(uint64(n))
 		} else {
-			c.failed.Add(1)
+			c.failed.Add(uint64(n))
 		}
+		acked = acked[n:]
 	}
 	ep.fails = 0
 	if probe || !ep.openUntil.IsZero() {
