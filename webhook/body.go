@@ -139,15 +139,9 @@ func AppendBody[ID string | []byte](b []byte, e *events.Event, node string, enc 
 	b = appendString(b, actionName(e.Kind))
 	b = append(b, `,"node":`...)
 	b = appendString(b, node)
-	client := func() {
-		b = append(b, `,"clientid":`...)
-		b = appendString(b, e.ClientID)
-		b = append(b, `,"username":`...)
-		b = appendOptString(b, e.Username, e.UsernameSet)
-	}
 	switch e.Kind {
 	case events.ClientConnect, events.ClientConnack, events.ClientConnected:
-		client()
+		b = appendClient(b, e)
 		b = append(b, `,"ipaddress":`...)
 		ip := ""
 		if e.Peer.IsValid() {
@@ -167,7 +161,7 @@ func AppendBody[ID string | []byte](b []byte, e *events.Event, node string, enc 
 			b = strconv.AppendInt(b, e.ConnectedAt.UnixMilli(), 10)
 		}
 	case events.ClientDisconnected:
-		client()
+		b = appendClient(b, e)
 		b = append(b, `,"reason":`...)
 		b = appendString(b, e.Reason)
 		b = append(b, `,"connected_at":`...)
@@ -175,7 +169,7 @@ func AppendBody[ID string | []byte](b []byte, e *events.Event, node string, enc 
 		b = append(b, `,"disconnected_at":`...)
 		b = strconv.AppendInt(b, ms(e.Time), 10)
 	case events.ClientSubscribe, events.ClientUnsubscribe, events.SessionSubscribed, events.SessionUnsubscribed:
-		client()
+		b = appendClient(b, e)
 		b = append(b, `,"topic":`...)
 		b = appendString(b, e.Topic)
 		if e.Kind != events.SessionUnsubscribed {
@@ -190,12 +184,12 @@ func AppendBody[ID string | []byte](b []byte, e *events.Event, node string, enc 
 			b = append(b, '}')
 		}
 	case events.SessionTerminated:
-		client()
+		b = appendClient(b, e)
 		b = append(b, `,"reason":`...)
 		b = appendString(b, e.Reason)
 	case events.MessagePublish, events.MessageDelivered, events.MessageAcked, events.MessageDropped:
 		if e.Kind != events.MessagePublish {
-			client()
+			b = appendClient(b, e)
 		}
 		b = append(b, `,"from_client_id":`...)
 		b = appendString(b, e.FromClientID)
@@ -231,6 +225,16 @@ func AppendBody[ID string | []byte](b []byte, e *events.Event, node string, enc 
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, seq, 10)
 	return append(b, '}'), nil
+}
+
+// appendClient appends the clientid and username fields of e. A function
+// rather than a closure in AppendBody: a closure that appends to b keeps
+// b in memory, not in registers, for the whole body.
+func appendClient(b []byte, e *events.Event) []byte {
+	b = append(b, `,"clientid":`...)
+	b = appendString(b, e.ClientID)
+	b = append(b, `,"username":`...)
+	return appendOptString(b, e.Username, e.UsernameSet)
 }
 
 func ms(t time.Time) int64 {
@@ -306,7 +310,9 @@ func appendString(b []byte, s string) []byte {
 				continue
 			}
 			if c < utf8.RuneSelf {
-				b = append(b, s[start:i]...)
+				if start < i { // not a call to copy nothing: binary payloads escape most bytes
+					b = append(b, s[start:i]...)
+				}
 				switch c {
 				case '"', '\\':
 					b = append(b, '\\', c)
@@ -323,11 +329,20 @@ func appendString(b []byte, s string) []byte {
 				start = i
 				continue
 			}
-			r, size := utf8.DecodeRuneInString(s[i:])
+			// Decoded only when it can be valid: a continuation byte, an
+			// overlong or too large lead, or a lead not followed by a
+			// continuation byte is not, and those are most bytes of a
+			// binary payload.
+			r, size := utf8.RuneError, 1
+			if c >= 0xc2 && c <= 0xf4 && i+1 < len(s) && s[i+1]&0xc0 == 0x80 {
+				r, size = utf8.DecodeRuneInString(s[i:])
+			}
 			if r == utf8.RuneError && size == 1 {
-				b = append(b, s[start:i]...)
+				if start < i {
+					b = append(b, s[start:i]...)
+				}
 				b = append(b, `\ufffd`...)
-				i += size
+				i++
 				start = i
 				continue
 			}

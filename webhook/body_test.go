@@ -244,6 +244,23 @@ func TestAppendString(t *testing.T) {
 		}
 		checkJSONString(t, string(p))
 	}
+	// The edges of UTF-8's multi-byte forms, alone, cut short and among
+	// plain bytes: appendString decodes only a lead from 0xc2 to 0xf4
+	// followed by a continuation byte.
+	for _, s := range []string{"\xc1\xbf", "\xc2", "\xc2\x80", "\xdf\xbf", "\xe0\x80\x80", "\xe0\xa0\x80", "\xed\xa0\x80",
+		"\xef\xbf\xbf", "\xf0\x8f\xbf\xbf", "\xf0\x9f\x98", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80"} {
+		checkJSONString(t, s)
+		checkJSONString(t, "ab"+s+"cd")
+		checkJSONString(t, s[:len(s)-1]+"\"")
+	}
+	// Random bytes of any value, like a binary payload.
+	for range 20000 {
+		p := make([]byte, rng.IntN(40))
+		for i := range p {
+			p[i] = byte(rng.Uint32())
+		}
+		checkJSONString(t, string(p))
+	}
 }
 
 // checkJSONString checks that appendString writes s as valid JSON that
