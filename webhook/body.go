@@ -135,10 +135,33 @@ func bodySize(e *events.Event) int {
 // AppendBody appends the body of e (see Body) to b. The id may be a
 // string or bytes.
 func AppendBody[ID string | []byte](b []byte, e *events.Event, node string, enc Encoding, id ID, seq uint64) ([]byte, error) {
+	return appendBodyAfter(appendBodyHead(b, e.Kind, node), e, enc, id, seq)
+}
+
+// appendBodyHead appends the start of the body of an event of kind k,
+// the same for all of them on a node: its action and node fields.
+func appendBodyHead(b []byte, k events.Kind, node string) []byte {
 	b = append(b, `{"action":`...)
-	b = appendString(b, actionName(e.Kind))
+	b = appendString(b, actionName(k))
 	b = append(b, `,"node":`...)
-	b = appendString(b, node)
+	return appendString(b, node)
+}
+
+// bodyHeads holds appendBodyHead's output for each kind and one node,
+// which a dispatcher copies instead of escaping the two strings again
+// for each event it posts.
+type bodyHeads [events.NumKinds][]byte
+
+func newBodyHeads(node string) *bodyHeads {
+	var h bodyHeads
+	for k := range h {
+		h[k] = appendBodyHead(nil, events.Kind(k), node)
+	}
+	return &h
+}
+
+// appendBodyAfter appends the body of e after its head (appendBodyHead).
+func appendBodyAfter[ID string | []byte](b []byte, e *events.Event, enc Encoding, id ID, seq uint64) ([]byte, error) {
 	switch e.Kind {
 	case events.ClientConnect, events.ClientConnack, events.ClientConnected:
 		b = appendClient(b, e)

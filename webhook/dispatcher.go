@@ -155,6 +155,7 @@ type Dispatcher struct {
 	batchClient *http.Client
 	dead        *deadLetters
 	rules       [events.NumKinds][]ruleRT // by the kind they post; an array, read per event
+	heads       *bodyHeads                // the start of each kind's bodies, for Options.Node
 	// groupWait is how long the outbox writer lets events gather before a
 	// commit: CommitInterval, or batchCommitInterval when that is longer.
 	groupWait time.Duration
@@ -275,6 +276,7 @@ func New(o Options) (*Dispatcher, error) {
 	d := &Dispatcher{
 		o:     o,
 		log:   o.Logger,
+		heads: newBodyHeads(o.Node),
 		ids:   newIDSource(),
 		eps:   map[string]*endpoint{},
 		kick:  make(chan struct{}, 1),

@@ -285,5 +285,5 @@ func appendJSONBody[ID string | []byte](d *Dispatcher, dst []byte, seq uint64, i
 	if err := readEventRec(&e, body); err != nil {
 		return dst, fmt.Errorf("webhook: outbox record %d: %w", seq, err)
 	}
-	return AppendBody(dst, &e, d.o.Node, d.o.Encoding, id, seq)
+	return appendBodyAfter(append(dst, d.heads[e.Kind]...), &e, d.o.Encoding, id, seq)
 }

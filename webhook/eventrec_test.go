@@ -34,8 +34,8 @@ func recEvents() []*events.Event {
 }
 
 // TestEventRecordBodies: the body of an event read back from its event
-// record is the body of the event, byte for byte, for every kind and
-// encoding.
+// record, and the body a dispatcher writes from the record, is the body
+// of the event, byte for byte, for every kind and encoding.
 func TestEventRecordBodies(t *testing.T) {
 	for _, e := range recEvents() {
 		if _, err := Body(e, "n", Plain, "x", 1); err != nil {
@@ -57,6 +57,15 @@ func TestEventRecordBodies(t *testing.T) {
 			}
 			if !bytes.Equal(body, want) {
 				t.Fatalf("%s, encoding %d: body from the record\n%s\nwant\n%s", e.Kind, enc, body, want)
+			}
+			// As a dispatcher writes it: the head of the kind's bodies
+			// made once, the rest from the record.
+			d := &Dispatcher{o: Options{Node: "mqgate@host", Encoding: enc}, heads: newBodyHeads("mqgate@host")}
+			if body, err = appendJSONBody(d, []byte("["), 42, "01J00000000000000000000000", rec); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(body[1:], want) {
+				t.Fatalf("%s, encoding %d: body written by a dispatcher\n%s\nwant\n%s", e.Kind, enc, body[1:], want)
 			}
 		}
 		if e.Kind >= events.MessagePublish && len(rec) >= len(mustBody(t, e)) {
@@ -144,7 +153,7 @@ func TestEventRecordKey(t *testing.T) {
 // allocates nothing when the request buffer has room: the event read from
 // the record is a view of it on the stack.
 func TestEventRecordBodyAllocs(t *testing.T) {
-	d := &Dispatcher{o: Options{Node: "mqgate@host", Encoding: Plain}}
+	d := &Dispatcher{o: Options{Node: "mqgate@host", Encoding: Plain}, heads: newBodyHeads("mqgate@host")}
 	e := &events.Event{Kind: events.MessagePublish, Time: time.Now(), FromClientID: "pub-1", FromUsername: "u",
 		FromUserSet: true, Topic: "bench/a", QoS: 1, Payload: []byte("0123456789abcdef"), MessageTime: time.Now()}
 	rec := appendEventRec(nil, e)
@@ -255,7 +264,7 @@ func BenchmarkEventRecordBody(b *testing.B) {
 		payload []byte
 	}{{"stamp16", stamp}, {"json64", []byte(`{"temp":21.5,"hum":40,"ts":1733300000000,"dev":"sensor-0001"}`)}} {
 		b.Run(p.name, func(b *testing.B) {
-			d := &Dispatcher{o: Options{Node: "mqgate@127.0.0.1", Encoding: Plain}}
+			d := &Dispatcher{o: Options{Node: "mqgate@127.0.0.1", Encoding: Plain}, heads: newBodyHeads("mqgate@127.0.0.1")}
 			e := &events.Event{Kind: events.MessagePublish, Time: time.Now(), FromClientID: "mqload-lat-pub-0",
 				Topic: "bench/lat", Payload: p.payload, MessageTime: time.Now()}
 			rec := appendEventRec(nil, e)
