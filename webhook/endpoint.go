@@ -93,6 +93,22 @@ func (ep *endpoint) counters(k events.Kind) *counters {
 	return ep.ctr[events.MessagePublish] // unreachable: every posted kind is in hookEvents
 }
 
+// eachRun calls fn with each run of consecutive elements of s that have
+// the same key, in order. The counters of a batch, its events mostly of
+// one kind, are updated once per run instead of once per event.
+func eachRun[T any, K comparable](s []T, key func(*T) K, fn func(run []T)) {
+	for len(s) > 0 {
+		k, n := key(&s[0]), 1
+		for n < len(s) && key(&s[n]) == k {
+			n++
+		}
+		fn(s[:n])
+		s = s[n:]
+	}
+}
+
+func jobKind(j **job) events.Kind { return (*j).event }
+
 // enqueue appends j to its client's lane.
 func (ep *endpoint) enqueue(j *job) {
 	ep.mu.Lock()
@@ -274,20 +290,14 @@ func (ep *endpoint) finish(l *lane, jobs []*job, res result, probe bool) {
 		d.dead.add(ep, jobs, res)
 	}
 	// Those dropped while they were posted are counted as dropped, not
-	// here. One counter update per run of one kind.
-	acked := d.ack(jobs)
-	for len(acked) > 0 {
-		k, n := acked[0].event, 1
-		for n < len(acked) && acked[n].event == k {
-			n++
-		}
-		if c := ep.counters(k); ok {
-			c.delivered.Add(uint64(n))
+	// here.
+	eachRun(d.ack(jobs), jobKind, func(run []*job) {
+		if c := ep.counters(run[0].event); ok {
+			c.delivered.Add(uint64(len(run)))
 		} else {
-			c.failed.Add(uint64(n))
+			c.failed.Add(uint64(len(run)))
 		}
-		acked = acked[n:]
-	}
+	})
 	ep.fails = 0
 	if probe || !ep.openUntil.IsZero() {
 		ep.probing = false
@@ -381,14 +391,11 @@ var errClosed = errors.New("dispatcher stopped")
 // post sends jobs (one, or a batch as a JSON array) to ep.
 func (ep *endpoint) post(jobs []*job) result {
 	d := ep.d
-	for _, j := range jobs {
-		ep.counters(j.event).inFlight.Add(1)
+	inFlight := func(delta int64) {
+		eachRun(jobs, jobKind, func(run []*job) { ep.counters(run[0].event).inFlight.Add(delta * int64(len(run))) })
 	}
-	defer func() {
-		for _, j := range jobs {
-			ep.counters(j.event).inFlight.Add(-1)
-		}
-	}()
+	inFlight(1)
+	defer inFlight(-1)
 	pb := newPooledBody()
 	defer pb.release()
 	body, first, err := d.requestBody(*pb.buf, jobs, ep.batch.MaxSize > 0)

@@ -1,10 +1,12 @@
 package webhook_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,6 +86,79 @@ func TestBatching(t *testing.T) {
 		if b["payload"] != strconv.Itoa(i) {
 			t.Fatalf("batched event %d is %v", i, b["payload"])
 		}
+	}
+}
+
+// TestBatchCountsPerKind: a batch that mixes two kinds counts each
+// event under its own kind, queued, in flight while it is posted, then
+// delivered (or failed, when the receiver refuses the batch), and none
+// stays in flight.
+func TestBatchCountsPerKind(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+	}{{"delivered", http.StatusOK}, {"failed", http.StatusBadRequest}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var d *webhook.Dispatcher
+			var started sync.WaitGroup
+			started.Add(1)
+			flight := make(chan string, 100) // what went wrong, per request
+			rc := newReceiver(t, func(_ int, _ *http.Request, body []byte) (int, http.Header) {
+				started.Wait() // d is set
+				var got []map[string]any
+				if err := json.Unmarshal(body, &got); err != nil {
+					flight <- err.Error()
+					return tc.status, nil
+				}
+				// One lane posts the batches, one at a time: those in
+				// flight now are this request's events.
+				posted := map[string]int64{}
+				for _, b := range got {
+					posted[b["action"].(string)]++
+				}
+				s := d.Stats()
+				if p, dl := s.Total(events.MessagePublish).InFlight, s.Total(events.MessageDelivered).InFlight; p != posted["message_publish"] || dl != posted["message_delivered"] {
+					flight <- fmt.Sprintf("in flight %d and %d, posted %v", p, dl, posted)
+				}
+				return tc.status, nil
+			})
+			batch := `"batch": {"max_size": 100, "max_delay": "50ms"}`
+			d, bus := startDispatcher(t, webhook.Options{URL: rc.srv.URL, Rules: []webhook.Rule{
+				rule(t, "web.hook.rule.message.publish.1", `{"action": "on_message_publish", `+batch+`}`),
+				rule(t, "web.hook.rule.message.delivered.1", `{"action": "on_message_delivered", `+batch+`}`)}})
+			started.Done()
+			// Runs of each kind, of several lengths, in one batch.
+			want := map[events.Kind]uint64{}
+			for i, k := range []events.Kind{events.MessagePublish, events.MessagePublish, events.MessageDelivered,
+				events.MessagePublish, events.MessageDelivered, events.MessageDelivered, events.MessageDelivered, events.MessagePublish} {
+				bus.Publish(&events.Event{Kind: k, ClientID: "sub", FromClientID: "pub", Topic: "t", Payload: []byte(strconv.Itoa(i))})
+				want[k]++
+			}
+			done := func(c webhook.Counts) uint64 { return c.Delivered + c.Failed }
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				s := d.Stats()
+				if done(s.Total(events.MessagePublish))+done(s.Total(events.MessageDelivered)) >= 8 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("not all delivered or failed: %+v", s.Endpoints)
+				}
+			}
+			for k, n := range want {
+				c := d.Stats().Total(k)
+				got := c.Delivered
+				if tc.status != http.StatusOK {
+					got = c.Failed
+				}
+				if c.Queued != n || got != n || c.InFlight != 0 || done(c) != n {
+					t.Errorf("%s: %+v, want %d queued and %s", k, c, n, tc.name)
+				}
+			}
+			close(flight)
+			for msg := range flight {
+				t.Error(msg)
+			}
+		})
 	}
 }
 
