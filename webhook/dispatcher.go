@@ -879,19 +879,28 @@ func (d *Dispatcher) commit(recs []byte, records int) {
 	}
 	// One lock per run of items for one endpoint, and one counter update
 	// per run of one kind in it.
-	eachRun(kept, func(it *item) *endpoint { return it.ep }, func(run []item) {
-		ep := run[0].ep
-		eachRun(run, func(it *item) events.Kind { return it.kind }, func(run []item) {
-			ep.counters(run[0].kind).queued.Add(uint64(len(run)))
-		})
+	for run := kept; len(run) > 0; {
+		ep, n := run[0].ep, 1
+		for n < len(run) && run[n].ep == ep {
+			n++
+		}
+		for k := 0; k < n; {
+			kind, m := run[k].kind, 1
+			for k+m < n && run[k+m].kind == kind {
+				m++
+			}
+			ep.counters(kind).queued.Add(uint64(m))
+			k += m
+		}
 		ep.mu.Lock()
-		for i := range run {
+		for i := range n {
 			if j := run[i].j; j != nil {
 				ep.enqueueLocked(j)
 			}
 		}
 		ep.mu.Unlock()
-	})
+		run = run[n:]
+	}
 	// Keep the lists, not what they point to (jobs, endpoints, the arena
 	// just dropped), and not a burst's lists. What lies past their length
 	// was cleared by the commit that used it.

@@ -93,21 +93,16 @@ func (ep *endpoint) counters(k events.Kind) *counters {
 	return ep.ctr[events.MessagePublish] // unreachable: every posted kind is in hookEvents
 }
 
-// eachRun calls fn with each run of consecutive elements of s that have
-// the same key, in order. The counters of a batch, its events mostly of
-// one kind, are updated once per run instead of once per event.
-func eachRun[T any, K comparable](s []T, key func(*T) K, fn func(run []T)) {
-	for len(s) > 0 {
-		k, n := key(&s[0]), 1
-		for n < len(s) && key(&s[n]) == k {
-			n++
-		}
-		fn(s[:n])
-		s = s[n:]
+// jobRun returns how many of jobs, from the first, are of the first's
+// kind. The counters of a batch, its events mostly of one kind, are
+// updated once per run instead of once per event. jobs is not empty.
+func jobRun(jobs []*job) int {
+	n := 1
+	for n < len(jobs) && jobs[n].event == jobs[0].event {
+		n++
 	}
+	return n
 }
-
-func jobKind(j **job) events.Kind { return (*j).event }
 
 // enqueue appends j to its client's lane.
 func (ep *endpoint) enqueue(j *job) {
@@ -291,13 +286,15 @@ func (ep *endpoint) finish(l *lane, jobs []*job, res result, probe bool) {
 	}
 	// Those dropped while they were posted are counted as dropped, not
 	// here.
-	eachRun(d.ack(jobs), jobKind, func(run []*job) {
-		if c := ep.counters(run[0].event); ok {
-			c.delivered.Add(uint64(len(run)))
+	for acked := d.ack(jobs); len(acked) > 0; {
+		n := jobRun(acked)
+		if c := ep.counters(acked[0].event); ok {
+			c.delivered.Add(uint64(n))
 		} else {
-			c.failed.Add(uint64(len(run)))
+			c.failed.Add(uint64(n))
 		}
-	})
+		acked = acked[n:]
+	}
 	ep.fails = 0
 	if probe || !ep.openUntil.IsZero() {
 		ep.probing = false
@@ -391,8 +388,12 @@ var errClosed = errors.New("dispatcher stopped")
 // post sends jobs (one, or a batch as a JSON array) to ep.
 func (ep *endpoint) post(jobs []*job) result {
 	d := ep.d
-	inFlight := func(delta int64) {
-		eachRun(jobs, jobKind, func(run []*job) { ep.counters(run[0].event).inFlight.Add(delta * int64(len(run))) })
+	inFlight := func(sign int64) {
+		for run := jobs; len(run) > 0; {
+			n := jobRun(run)
+			ep.counters(run[0].event).inFlight.Add(sign * int64(n))
+			run = run[n:]
+		}
 	}
 	inFlight(1)
 	defer inFlight(-1)

@@ -1,26 +1,30 @@
 package webhook
 
 import (
-	"reflect"
 	"testing"
+
+	"github.com/mqgate/mqgate/events"
 )
 
-// TestEachRun: eachRun hands over each run of equal keys once, whole and
-// in order, and nothing for an empty slice.
-func TestEachRun(t *testing.T) {
+// TestJobRun: jobRun counts the jobs of the first one's kind at the start,
+// whatever follows.
+func TestJobRun(t *testing.T) {
+	p, d := events.MessagePublish, events.MessageDelivered
 	for _, tc := range []struct {
-		in   []int
-		want [][]int
+		kinds []events.Kind
+		want  int
 	}{
-		{nil, nil},
-		{[]int{7}, [][]int{{7}}},
-		{[]int{1, 1, 2, 2, 2, 1}, [][]int{{1, 1}, {2, 2, 2}, {1}}},
-		{[]int{3, 4, 5}, [][]int{{3}, {4}, {5}}},
+		{[]events.Kind{p}, 1},
+		{[]events.Kind{p, p, d, d, d, p}, 2},
+		{[]events.Kind{d, d, d}, 3},
+		{[]events.Kind{p, d, p}, 1},
 	} {
-		var got [][]int
-		eachRun(tc.in, func(v *int) int { return *v }, func(run []int) { got = append(got, run) })
-		if !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("eachRun(%v): %v, want %v", tc.in, got, tc.want)
+		jobs := make([]*job, len(tc.kinds))
+		for i, k := range tc.kinds {
+			jobs[i] = &job{event: k}
+		}
+		if got := jobRun(jobs); got != tc.want {
+			t.Errorf("jobRun(%v) = %d, want %d", tc.kinds, got, tc.want)
 		}
 	}
 }
