@@ -47,6 +47,14 @@
 #              tables compare the two builds: what a change did, without
 #              the spread of the no-rule brokers between pairs (their
 #              msg/CPU-s moved by 2x within a series)
+#   RECV_CPUS  a taskset list to pin the receivers to (default: not pinned).
+#              On loopback the broker's write of a request also runs the
+#              receiver's TCP receive and wakes it: when the receiver runs
+#              on another core, each wake-up is an inter-processor
+#              interrupt, which is dear in a virtual machine. Unpinned, the
+#              scheduler picks its core per run, and batch1000's HTTP write
+#              cost moved by up to 5% of the broker's CPU between runs of
+#              one build
 #   PROFILE    directory to write a broker CPU profile of each run to
 #              (<config>-<scenario>-<round>.prof, for go tool pprof); the
 #              table then also shows the dispatcher's share of the
@@ -84,6 +92,8 @@ cleanup() {
 	bench_cleanup
 }
 trap cleanup EXIT
+recv_pin=()
+if [[ -n ${RECV_CPUS:-} ]]; then recv_pin=(taskset -c "$RECV_CPUS"); fi
 
 # write_conf NAME PORT RPORT DATA [FILE]: the config of configuration NAME,
 # listening on 127.0.0.1:PORT, posting to 127.0.0.1:RPORT, in
@@ -170,7 +180,7 @@ start_run() {
 	rport=$(free_port) || die "no free port"
 	recv_pids[slot]=""
 	if [[ $conf == up || $conf == batch* || $conf == emqx ]]; then
-		"$tmp/hookrecv" -addr "127.0.0.1:$rport" >"$tmp/recv-$slot.json" 2>"$tmp/recv-$slot.log" &
+		"${recv_pin[@]}" "$tmp/hookrecv" -addr "127.0.0.1:$rport" >"$tmp/recv-$slot.json" 2>"$tmp/recv-$slot.log" &
 		recv_pids[slot]=$!
 		wait_listen "$rport" "${recv_pids[slot]}" || die "hookrecv did not start: $(cat "$tmp/recv-$slot.log")"
 	fi
