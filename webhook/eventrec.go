@@ -114,26 +114,18 @@ var errEventRec = errors.New("truncated or malformed event record")
 // changed, which is all that writing a body from it needs, and reading
 // one costs no allocation.
 func readEventRec(e *events.Event, p []byte) error {
-	if len(p) < 8 || p[0] != eventRecMark {
-		return errEventRec
+	kind, flags, ka, rest, err := readRecStart(p)
+	if err != nil {
+		return err
 	}
-	*e = events.Event{Kind: events.Kind(p[1])}
-	if e.Kind == 0 || int(e.Kind) >= events.NumKinds {
-		return fmt.Errorf("event record of unknown kind %d", p[1])
-	}
-	flags := p[2]
+	*e = events.Event{Kind: kind, KeepAlive: ka}
 	e.QoS, e.Opts.QoS, e.Opts.RH, e.ConnAck, e.ProtoVer = p[3], p[4], p[5], p[6], p[7]
 	e.UsernameSet = flags&eventRecUsername != 0
 	e.FromUserSet = flags&eventRecFromUser != 0
 	e.Retain = flags&eventRecRetain != 0
 	e.Opts.RAP = flags&eventRecRAP != 0
 	e.Opts.NL = flags&eventRecNL != 0
-	p = p[8:]
-	ka, n := binary.Uvarint(p)
-	if n <= 0 || ka > 0xffff {
-		return errEventRec
-	}
-	e.KeepAlive, p = uint16(ka), p[n:]
+	p = rest
 	var ok bool
 	if flags&eventRecTime != 0 {
 		if e.Time, p, ok = recTime(p); !ok {
@@ -184,6 +176,24 @@ func readEventRec(e *events.Event, p []byte) error {
 	return nil
 }
 
+// readRecStart reads the fixed start of event record p, which readEventRec
+// and readEventRecKey share: its kind, flags and keep-alive, and what
+// follows them (the times, then the fields).
+func readRecStart(p []byte) (kind events.Kind, flags byte, keepAlive uint16, rest []byte, err error) {
+	if len(p) < 8 || p[0] != eventRecMark {
+		return 0, 0, 0, nil, errEventRec
+	}
+	kind, flags = events.Kind(p[1]), p[2]
+	if kind == 0 || int(kind) >= events.NumKinds {
+		return 0, 0, 0, nil, fmt.Errorf("event record of unknown kind %d", p[1])
+	}
+	ka, n := binary.Uvarint(p[8:])
+	if n <= 0 || ka > 0xffff {
+		return 0, 0, 0, nil, errEventRec
+	}
+	return kind, flags, uint16(ka), p[8+n:], nil
+}
+
 // recTime reads a time of an event record from the front of p.
 func recTime(p []byte) (time.Time, []byte, bool) {
 	v, n := binary.Varint(p)
@@ -226,19 +236,11 @@ type eventRecKey struct {
 // takes 5. A record is read whole, and checked, when it is posted.
 func readEventRecKey(p []byte) (eventRecKey, error) {
 	var k eventRecKey
-	if len(p) < 8 || p[0] != eventRecMark {
-		return k, errEventRec
+	var flags byte
+	var err error
+	if k.kind, flags, _, p, err = readRecStart(p); err != nil {
+		return k, err
 	}
-	k.kind = events.Kind(p[1])
-	if k.kind == 0 || int(k.kind) >= events.NumKinds {
-		return k, fmt.Errorf("event record of unknown kind %d", p[1])
-	}
-	flags := p[2]
-	_, n := binary.Uvarint(p[8:])
-	if n <= 0 {
-		return k, errEventRec
-	}
-	p = p[8+n:]
 	var ok bool
 	if flags&eventRecTime != 0 {
 		if k.time, p, ok = recTime(p); !ok {
