@@ -412,13 +412,20 @@ func (s *Segments) Commit(put []Record, del []uint64) error {
 	if len(put) == 0 && len(del) == 0 {
 		return nil
 	}
+	return s.locked(func() error { return s.commit(put, del, false) })
+}
+
+// locked runs write, which appends a commit's frames, under wmu: after
+// reporting, once, an fsync that failed in the background, and followed
+// by dropping the segments left dead and compacting.
+func (s *Segments) locked(write func() error) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if err := s.syncErr; err != nil {
 		s.syncErr = nil
 		return err
 	}
-	if err := s.commit(put, del, false); err != nil {
+	if err := write(); err != nil {
 		return err
 	}
 	if err := s.dropDead(); err != nil {
@@ -491,19 +498,7 @@ func (s *Segments) CommitFrames(frames []byte, del []uint64) ([]byte, error) {
 		return frames, nil
 	}
 	frames = appendDelFrame(frames, del)
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if err := s.syncErr; err != nil {
-		s.syncErr = nil
-		return frames, err
-	}
-	if err := s.appendFrames(frames, puts, false); err != nil {
-		return frames, err
-	}
-	if err := s.dropDead(); err != nil {
-		return frames, err
-	}
-	return frames, s.compact()
+	return frames, s.locked(func() error { return s.appendFrames(frames, puts, false) })
 }
 
 // checkPutFrames reports whether frames is a run of whole put frames, so
