@@ -331,19 +331,13 @@ func (b *Bus) Publish(e *Event) {
 			refs++
 		}
 	}
-	if refs == 1 {
-		// Observers alone, which do not keep e: it goes back to the pool
-		// as they return, without the two atomic operations of counting
-		// references (each a full memory barrier on amd64).
-		for _, s := range subs {
-			if s.mask&bit != 0 && !s.fn(e) {
-				s.dropped.Add(1)
-			}
-		}
-		e.recycle()
-		return
+	// With observers alone, which do not keep e, nothing is counted: e
+	// goes back to the pool as they return, without the two atomic
+	// operations of counting references (each a full memory barrier on
+	// amd64).
+	if refs > 1 {
+		atomic.StoreInt32(&e.refs, refs)
 	}
-	atomic.StoreInt32(&e.refs, refs)
 	for _, s := range subs {
 		if s.mask&bit == 0 {
 			continue
@@ -361,7 +355,11 @@ func (b *Bus) Publish(e *Event) {
 			e.Release()
 		}
 	}
-	e.Release()
+	if refs == 1 {
+		e.recycle()
+	} else {
+		e.Release()
+	}
 }
 
 // Close closes every subscription's channel; later publishes are ignored.
