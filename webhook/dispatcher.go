@@ -189,7 +189,8 @@ type Dispatcher struct {
 	// out of the pool until the next commit.
 	inMu    sync.Mutex
 	inbox   []byte
-	inCount int           // events in inbox, at most Options.QueueSize
+	stage   []byte        // the inbox's last entries, up to stageSize bytes: see observe
+	inCount int           // events in inbox and stage, at most Options.QueueSize
 	inSpare []byte        // the writer's: the inbox it took last, for reuse
 	ready   chan struct{} // signalled when the inbox gets its first event
 
@@ -595,7 +596,9 @@ const maxInbox = 64 << 20
 // its length (4 bytes, little-endian), the rules that post the event (the
 // length of the list as a uvarint, then their indexes in
 // d.rules[e.Kind] as uvarints: the writer does not match them again), and
-// the event record.
+// the event record. Entries are written to the stage and moved from it to
+// the inbox a few kilobytes at a time (see stageSize); the writer takes
+// both.
 func (d *Dispatcher) observe(e *events.Event) bool {
 	if sysTopic(e) {
 		return true
@@ -611,16 +614,22 @@ func (d *Dispatcher) observe(e *events.Event) bool {
 		return true
 	}
 	d.inMu.Lock()
-	if d.inCount >= d.o.QueueSize || len(d.inbox) >= maxInbox {
+	if d.inCount >= d.o.QueueSize || len(d.inbox)+len(d.stage) >= maxInbox {
 		d.inMu.Unlock()
 		return false
 	}
 	d.inCount++
 	first := d.inCount == 1
-	at := len(d.inbox)
-	d.inbox = binary.AppendUvarint(append(d.inbox, 0, 0, 0, 0), uint64(len(posting)))
-	d.inbox = appendEventRec(append(d.inbox, posting...), e)
-	binary.LittleEndian.PutUint32(d.inbox[at:], uint32(len(d.inbox)-at-4))
+	if len(e.Payload)+len(e.Topic) >= stageSize/2 {
+		d.inbox = appendInboxEntry(append(d.inbox, d.stage...), posting, e)
+		d.stage = d.stage[:0]
+	} else {
+		d.stage = appendInboxEntry(d.stage, posting, e)
+		if len(d.stage) >= stageSize {
+			d.inbox = append(d.inbox, d.stage...)
+			d.stage = d.stage[:0]
+		}
+	}
 	d.inMu.Unlock()
 	if first {
 		signal(d.ready)
@@ -629,6 +638,27 @@ func (d *Dispatcher) observe(e *events.Event) bool {
 		signal(d.wake)
 	}
 	return true
+}
+
+// stageSize is the most bytes observe writes to the stage before it moves
+// them to the inbox at once. The inbox is written once per event over a
+// commit's window (up to 100 ms), between the broker's other work, which
+// has evicted its memory from the cache by then: every entry's first
+// stores waited for memory, and so did the inbox lock's release after them,
+// about 150 ns per event on the publisher's goroutine. The stage is a few
+// kilobytes, written again every few milliseconds, and stays in the cache;
+// a copy of 4 KB into the inbox costs a fraction of that. Events whose
+// payload and topic alone fill half the stage go to the inbox directly.
+const stageSize = 4 << 10
+
+// appendInboxEntry appends to b the inbox entry of event e posted by the
+// rules whose indexes are in posting (see observe).
+func appendInboxEntry(b, posting []byte, e *events.Event) []byte {
+	at := len(b)
+	b = binary.AppendUvarint(append(b, 0, 0, 0, 0), uint64(len(posting)))
+	b = appendEventRec(append(b, posting...), e)
+	binary.LittleEndian.PutUint32(b[at:], uint32(len(b)-at-4))
+	return b
 }
 
 // nextInbox splits the first entry off recs, entries of the inbox (see
@@ -653,8 +683,8 @@ func signal(c chan struct{}) {
 func (d *Dispatcher) takeInbox() []byte {
 	d.inMu.Lock()
 	defer d.inMu.Unlock()
-	recs := d.inbox
-	d.inbox, d.inCount = d.inSpare[:0], 0
+	recs := append(d.inbox, d.stage...)
+	d.inbox, d.stage, d.inCount = d.inSpare[:0], d.stage[:0], 0
 	return recs
 }
 
