@@ -644,11 +644,12 @@ func (d *Dispatcher) observe(e *events.Event) bool {
 // them to the inbox at once. The inbox is written once per event over a
 // commit's window (up to 100 ms), between the broker's other work, which
 // has evicted its memory from the cache by then: every entry's first
-// stores waited for memory, and so did the inbox lock's release after them,
-// about 150 ns per event on the publisher's goroutine. The stage is a few
-// kilobytes, written again every few milliseconds, and stays in the cache;
-// a copy of 4 KB into the inbox costs a fraction of that. Events whose
-// payload and topic alone fill half the stage go to the inbox directly.
+// stores waited for memory, and so did the inbox lock's release after them.
+// The stage is a few kilobytes, written again every few milliseconds, and
+// stays in the cache; one copy of 4 KB into the inbox waits for its memory
+// once. It took 0.13 µs per event off observe in profiles of 10,000 events/s
+// (webhook/README.md). Events whose payload and topic alone fill half the
+// stage go to the inbox directly.
 const stageSize = 4 << 10
 
 // appendInboxEntry appends to b the inbox entry of event e posted by the
