@@ -621,13 +621,12 @@ func (d *Dispatcher) observe(e *events.Event) bool {
 	d.inCount++
 	first := d.inCount == 1
 	if len(e.Payload)+len(e.Topic) >= stageSize/2 {
-		d.inbox = appendInboxEntry(append(d.inbox, d.stage...), posting, e)
-		d.stage = d.stage[:0]
+		d.flushStage()
+		d.inbox = appendInboxEntry(d.inbox, posting, e)
 	} else {
 		d.stage = appendInboxEntry(d.stage, posting, e)
 		if len(d.stage) >= stageSize {
-			d.inbox = append(d.inbox, d.stage...)
-			d.stage = d.stage[:0]
+			d.flushStage()
 		}
 	}
 	d.inMu.Unlock()
@@ -651,6 +650,13 @@ func (d *Dispatcher) observe(e *events.Event) bool {
 // (webhook/README.md). Events whose payload and topic alone fill half the
 // stage go to the inbox directly.
 const stageSize = 4 << 10
+
+// flushStage moves the stage's entries to the end of the inbox. d.inMu
+// must be held.
+func (d *Dispatcher) flushStage() {
+	d.inbox = append(d.inbox, d.stage...)
+	d.stage = d.stage[:0]
+}
 
 // appendInboxEntry appends to b the inbox entry of event e posted by the
 // rules whose indexes are in posting (see observe).
@@ -684,8 +690,9 @@ func signal(c chan struct{}) {
 func (d *Dispatcher) takeInbox() []byte {
 	d.inMu.Lock()
 	defer d.inMu.Unlock()
-	recs := append(d.inbox, d.stage...)
-	d.inbox, d.stage, d.inCount = d.inSpare[:0], d.stage[:0], 0
+	d.flushStage()
+	recs := d.inbox
+	d.inbox, d.inCount = d.inSpare[:0], 0
 	return recs
 }
 
