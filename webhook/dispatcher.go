@@ -729,19 +729,19 @@ func (d *Dispatcher) run() {
 			// Up to maxCommit events, and the records they make: one per
 			// rule that posts each (its index in the entry is a uvarint,
 			// whose last byte is under 0x80).
-			n, records, i := 0, 0, 0
-			for i < len(recs) && n < maxCommit {
-				posting, _, _ := nextInbox(recs[i:])
+			n, records, rest := 0, 0, recs
+			for len(rest) > 0 && n < maxCommit {
+				var posting []byte
+				posting, _, rest = nextInbox(rest)
 				for _, b := range posting {
 					if b < 0x80 {
 						records++
 					}
 				}
-				i += 4 + int(binary.LittleEndian.Uint32(recs[i:]))
 				n++
 			}
-			d.commit(recs[:i], records)
-			if recs = recs[i:]; len(recs) == 0 {
+			d.commit(recs[:len(recs)-len(rest)], records)
+			if recs = rest; len(recs) == 0 {
 				break
 			}
 		}
