@@ -165,7 +165,16 @@ type Dispatcher struct {
 	prompt [events.NumKinds]bool
 	wake   chan struct{} // signalled by observe for the prompt kinds
 	timer  *time.Timer   // gather's, stopped between waits
-	ids    *idSource     // used by the outbox writer only
+	// commitGap is how long after a gather starts the writer takes the
+	// inbox at the soonest: groupWait, or CommitInterval where an event
+	// of a prompt kind may cut the wait short; 0 when events do not
+	// gather. quietFrom is when the gather under way started, in Unix
+	// nanoseconds; -1 while the writer waits for events to start one (a
+	// commit is then at least commitGap away); 0 while it takes and
+	// commits. See commitBefore.
+	commitGap time.Duration
+	quietFrom atomic.Int64
+	ids       *idSource // used by the outbox writer only
 	// arena is where the outbox writer makes the records of one commit
 	// (a head, and the event record from the inbox), each in the frame
 	// the outbox stores it in, so that the commit writes the arena as it
@@ -310,6 +319,12 @@ func New(o Options) (*Dispatcher, error) {
 			if r.Batch.MaxSize == 0 {
 				d.prompt[r.Event] = true
 			}
+		}
+	}
+	if o.CommitInterval > 0 {
+		d.commitGap = d.groupWait
+		if slices.Contains(d.prompt[:], true) {
+			d.commitGap = o.CommitInterval
 		}
 	}
 	q, err := store.OpenSegments(filepath.Join(o.Dir, OutboxDir), store.SegmentOptions{NoSync: o.NoSync, SyncInterval: max(o.SyncInterval, 0), Logger: d.log})
@@ -710,6 +725,12 @@ func (d *Dispatcher) run() {
 	closed := d.sub.Done()
 	for {
 		open := true
+		d.quietFrom.Store(-1)
+		for _, ep := range d.epList {
+			if ep.batch.MaxSize > 0 {
+				ep.postFullBatch(time.Now())
+			}
+		}
 		select {
 		case <-d.ready:
 		case <-d.kick:
@@ -723,6 +744,7 @@ func (d *Dispatcher) run() {
 			// kick).
 			d.gather()
 		}
+		d.quietFrom.Store(0)
 		all := d.takeInbox()
 		recs := all
 		for {
@@ -761,6 +783,7 @@ func (d *Dispatcher) run() {
 // The wait caps the writer's wake-ups and writes at one per interval.
 func (d *Dispatcher) gather() {
 	wait := d.groupWait
+	d.quietFrom.Store(time.Now().UnixNano())
 	if d.allDown() {
 		time.Sleep(max(wait, outageCommitInterval)) // nothing is delivered before a probe succeeds
 		return
@@ -779,6 +802,25 @@ func (d *Dispatcher) gather() {
 		d.timer.Stop()
 		time.Sleep(min(d.o.CommitInterval, wait-time.Since(start)))
 	}
+}
+
+// commitBefore reports whether the outbox writer may hand its endpoints
+// new events before t, as of now: false when it cannot take the inbox
+// again before t (see commitGap), so that a batch whose max_delay ends at
+// t holds every event it would hold then. Its lane posts it at once
+// instead of waiting for t: up to groupWait sooner than it did, and
+// without a timer. An early post can only make a batch smaller than it
+// might have been (when a burst fills the inbox, whose take then does not
+// wait); it never makes an event later.
+func (d *Dispatcher) commitBefore(t, now time.Time) bool {
+	from := d.quietFrom.Load()
+	switch {
+	case d.commitGap <= 0 || from == 0:
+		return true
+	case from < 0:
+		from = now.UnixNano()
+	}
+	return from+int64(d.commitGap) < t.UnixNano()
 }
 
 type item struct {

@@ -177,6 +177,24 @@ func (ep *endpoint) after(l *lane, delay time.Duration) {
 	})
 }
 
+// postFullBatch makes the lane of a batching endpoint ready when it waits
+// for its batch's max_delay although no commit can add to the batch before
+// then (Dispatcher.commitBefore). The outbox writer calls it when it has
+// handed over a commit's events: a worker that looked at the lane while
+// the writer committed could not know that.
+func (ep *endpoint) postFullBatch(now time.Time) {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	l := ep.lanes[""]
+	if l == nil || !l.batchWait || l.q.len() == 0 || ep.d.commitBefore(l.q.front().created.Add(ep.batch.MaxDelay), now) {
+		return
+	}
+	if l.timer.Stop() {
+		l.batchWait = false
+		ep.push(l)
+	}
+}
+
 // work is one delivery worker.
 func (ep *endpoint) work() {
 	defer ep.d.wg.Done()
@@ -214,7 +232,7 @@ func (ep *endpoint) work() {
 		n := 1
 		if ep.batch.MaxSize > 0 {
 			n = min(l.q.len(), ep.batch.MaxSize)
-			if wait := ep.batch.MaxDelay - now.Sub(l.q.front().created); n < ep.batch.MaxSize && wait > 0 && l.attempt == 0 {
+			if wait := ep.batch.MaxDelay - now.Sub(l.q.front().created); n < ep.batch.MaxSize && wait > 0 && l.attempt == 0 && ep.d.commitBefore(now.Add(wait), now) {
 				l.batchWait = true
 				ep.after(l, wait)
 				continue

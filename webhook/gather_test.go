@@ -41,3 +41,39 @@ func TestBatchCommitInterval(t *testing.T) {
 		}
 	}
 }
+
+// TestPostFullBatch: the outbox writer, done committing, makes a batching
+// lane ready that waits for a max_delay ending before the writer's next
+// commit can come, and leaves it waiting while it commits, or when a
+// commit can come before the max_delay ends.
+func TestPostFullBatch(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		quietFrom int64 // Dispatcher.quietFrom: 0 committing, -1 waiting for events, or a gather's start
+		maxDelay  time.Duration
+		ready     bool
+	}{
+		{"committing", 0, 30 * time.Minute, false},
+		{"waiting for events", -1, 30 * time.Minute, true},
+		{"waiting for events, max_delay after the next commit", -1, 2 * time.Hour, false},
+		{"gathering since 50 minutes", time.Now().Add(-50 * time.Minute).UnixNano(), 30 * time.Minute, false},
+		{"gathering since 10 minutes", time.Now().Add(-10 * time.Minute).UnixNano(), 30 * time.Minute, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &Dispatcher{commitGap: time.Hour}
+			d.quietFrom.Store(tc.quietFrom)
+			ep := newEndpoint(d, "http://127.0.0.1:1/", nil, Batch{MaxSize: 10, MaxDelay: tc.maxDelay})
+			l := &lane{scheduled: true, batchWait: true}
+			l.q.push(&job{created: time.Now()})
+			ep.lanes[""] = l
+			ep.mu.Lock()
+			ep.after(l, tc.maxDelay)
+			ep.mu.Unlock()
+			defer l.timer.Stop()
+			ep.postFullBatch(time.Now())
+			if got := len(ep.ready) == 1 && !l.batchWait; got != tc.ready {
+				t.Fatalf("lane ready %v (batchWait %v), want %v", got, l.batchWait, tc.ready)
+			}
+		})
+	}
+}

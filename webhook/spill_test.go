@@ -233,3 +233,45 @@ func TestBatchLargerThanSpillWindow(t *testing.T) {
 		t.Fatalf("%d jobs and %d spilled events left", live, spilled)
 	}
 }
+
+// TestBatchWaitsOnlyForCommits: a batch waits for its max_delay only while
+// a commit may still add events to it. Commits come a second apart
+// (CommitInterval) once events flow. With a max_delay of 1.9 s, the batch
+// that the first commit hands over, a second after its first event, is as
+// full as it will be by its max_delay, and is posted at once. With a
+// max_delay of 3.4 s, the events published between the first and the
+// second commit join it, and one request carries all ten.
+func TestBatchWaitsOnlyForCommits(t *testing.T) {
+	start := func(t *testing.T, maxDelay string) (*receiver, *webhook.Dispatcher, *events.Bus) {
+		rc := newReceiver(t, nil)
+		d, bus := startDispatcher(t, webhook.Options{URL: rc.srv.URL, Dir: t.TempDir(), CommitInterval: time.Second,
+			Rules: []webhook.Rule{rule(t, "web.hook.rule.message.publish.1",
+				fmt.Sprintf(`{"action": "on_message_publish", "batch": {"max_size": 100, "max_delay": %q}}`, maxDelay))}})
+		return rc, d, bus
+	}
+	t.Run("no commit before max_delay", func(t *testing.T) {
+		t.Parallel()
+		rc, d, bus := start(t, "1900ms")
+		first := time.Now()
+		publishN(bus, []string{"c"}, 0, 5)
+		reqs := rc.waitFor(t, "the batch", func(rs []request) bool { return len(rs) > 0 })
+		if el := time.Since(first); el >= 1900*time.Millisecond {
+			t.Fatalf("batch posted %v after its first event, want before its max_delay of 1.9 s: no commit could add to it after the one at 1 s", el)
+		}
+		checkOrder(t, reqs, []string{"c"}, 5)
+		waitPending(t, d, 0)
+	})
+	t.Run("a commit may add", func(t *testing.T) {
+		t.Parallel()
+		rc, d, bus := start(t, "3400ms")
+		publishN(bus, []string{"c"}, 0, 5)
+		time.Sleep(1500 * time.Millisecond) // between the first commit and the second
+		publishN(bus, []string{"c"}, 5, 10)
+		reqs := rc.waitFor(t, "every event", func(rs []request) bool { return len(bodies(t, rs)) >= 10 })
+		if len(reqs) != 1 {
+			t.Fatalf("%d requests, want one batch of all 10 events", len(reqs))
+		}
+		checkOrder(t, reqs, []string{"c"}, 10)
+		waitPending(t, d, 0)
+	})
+}
