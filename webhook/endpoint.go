@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -428,7 +429,12 @@ func (ep *endpoint) post(jobs []*job) result {
 	}
 	ctx, cancel := context.WithTimeout(d.ctx, d.o.RequestTimeout)
 	defer cancel()
-	req, err := newRequest(ctx, ep.url, ep.headers, first.id(), body, pb.reader, d.o.Signer, time.Now())
+	open := pb.reader
+	if len(body) <= inMemoryBody {
+		b := bytes.Clone(body)
+		body, open = b, func() io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }
+	}
+	req, err := newRequest(ctx, ep.url, ep.headers, first.id(), body, open, d.o.Signer, time.Now())
 	if err != nil {
 		return result{err: err} // a bad URL cannot get better: dead letter
 	}

@@ -17,6 +17,18 @@ var reqBufs = sync.Pool{New: func() any { return new([]byte) }}
 // the collector instead of being kept for reuse.
 const maxPooledBody = 4 << 20
 
+// inMemoryBody is the size up to which a request's body is copied out of
+// its pooled buffer, and handed to net/http as a *bytes.Reader. net/http
+// flushes a request's headers on their own before any body but those of
+// the standard in-memory types, so a pooled body cost a write(2) of its
+// own for the headers: two per event posted on its own, each a loopback
+// segment and a wake-up of the receiver. With a plain reader the headers
+// and a body that fits the connection's write buffer go out in one write
+// (batchWriteBuffer's bodies too). A copy, at these sizes, costs less than
+// a write; and a batch of 1,000 events (about 300 KB) stays in its
+// pooled buffer, where one write more among ten does not matter.
+const inMemoryBody = batchWriteBuffer
+
 // pooledBody is the body of one POST, in a buffer from reqBufs that goes
 // back there once the poster and every reader of it are done with it. An
 // http.RoundTripper may read a request's body after RoundTrip returned,
