@@ -62,6 +62,7 @@ type Segments struct {
 	syncErr  error
 	closed   bool
 	syncs    int // fsyncs of commits, for tests
+	reads    int // reads of records' data, for tests
 }
 
 // SegmentOptions tunes OpenSegments.
@@ -677,6 +678,84 @@ func (s *Segments) Read(seq uint64, buf []byte) ([]byte, error) {
 	return buf, nil
 }
 
+// readSpan bounds the bytes of one read of ReadMany, and readGap the bytes
+// between two records that it reads through rather than make a read for
+// each: the frames of other records and of deletions that lie between two
+// records of one reader's backlog.
+const (
+	readSpan = 256 << 10
+	readGap  = 4 << 10
+)
+
+// ReadMany reads the data of records seqs and then calls fn for each, in
+// the order of seqs, with its data (valid during the call only) or the
+// error that reading it met: ErrNotFound for a record that is not live.
+// Records that lie close together in one segment, as a commit's do, are
+// read with one read of up to readSpan bytes: a reader catching up on a
+// backlog of small records made one system call per record with Read.
+// buf is a buffer to read into; ReadMany returns it, perhaps grown, for
+// the next call. fn runs after the store's lock is released, so it may
+// call the store.
+func (s *Segments) ReadMany(seqs []uint64, buf []byte, fn func(i int, data []byte, err error)) []byte {
+	type span struct {
+		start, end int // of the record's data in buf
+		err        error
+	}
+	type member struct {
+		i int // in seqs
+		l loc
+	}
+	spans := make([]span, len(seqs))
+	var run []member
+	buf = buf[:0]
+	s.wmu.Lock()
+	for i := 0; i < len(seqs); {
+		first, ok := s.index.get(seqs[i])
+		if !ok {
+			spans[i].err = ErrNotFound
+			i++
+			continue
+		}
+		// The run: the live records after it in the same segment, each
+		// after the one before and near it. Records that are not live
+		// (deleted meanwhile) do not end it.
+		run = append(run[:0], member{i, first})
+		end := first.off + int64(first.n)
+		for i++; i < len(seqs); i++ {
+			l, ok := s.index.get(seqs[i])
+			if !ok {
+				spans[i].err = ErrNotFound
+				continue
+			}
+			if l.seg != first.seg || l.off < end || l.off-end > readGap || l.off+int64(l.n)-first.off > readSpan {
+				break
+			}
+			run = append(run, member{i, l})
+			end = l.off + int64(l.n)
+		}
+		at := len(buf)
+		var err error
+		buf, err = s.readAt(loc{off: first.off, n: int32(end - first.off), seg: first.seg}, buf)
+		for _, m := range run {
+			if err != nil {
+				spans[m.i].err = fmt.Errorf("store: read: %w", err)
+				continue
+			}
+			start := at + int(m.l.off-first.off)
+			spans[m.i] = span{start: start, end: start + int(m.l.n)}
+		}
+	}
+	s.wmu.Unlock()
+	for i, sp := range spans {
+		if sp.err != nil {
+			fn(i, nil, sp.err)
+			continue
+		}
+		fn(i, buf[sp.start:sp.end:sp.end], nil)
+	}
+	return buf
+}
+
 // readAt appends the data at l to buf, through the segment's read handle
 // (opened on first use, closed when the segment goes). s.wmu must be held.
 func (s *Segments) readAt(l loc, buf []byte) ([]byte, error) {
@@ -690,6 +769,7 @@ func (s *Segments) readAt(l loc, buf []byte) ([]byte, error) {
 	}
 	n := len(buf)
 	buf = slices.Grow(buf, int(l.n))[:n+int(l.n)]
+	s.reads++
 	if _, err := sg.rf.ReadAt(buf[n:], l.off); err != nil {
 		return buf[:n], err
 	}

@@ -232,6 +232,85 @@ func TestSegmentsRollDropAndSeq(t *testing.T) {
 	}
 }
 
+// TestSegmentsReadMany reads records back in bulk: every live one with its
+// data, ErrNotFound for deleted and unknown ones, in the order asked, across
+// segments, with a record larger than a read's span among them; the records
+// of a commit in one read rather than one each; and fn may call the store.
+func TestSegmentsReadMany(t *testing.T) {
+	s := openSeg(t, t.TempDir(), SegmentOptions{SegmentSize: 64 << 10})
+	defer s.Close()
+	want := map[uint64][]byte{}
+	var seqs []uint64
+	for c := range 6 {
+		n := 100
+		if c == 3 {
+			n = 1 // one big record alone
+		}
+		first := s.Reserve(n)
+		var put []Record
+		for i := range n {
+			seq := first + uint64(i)
+			data := []byte(fmt.Sprintf("record %d %s", seq, strings.Repeat("x", 30+int(seq)%100)))
+			if c == 3 {
+				data = bytes.Repeat([]byte{'b'}, readSpan+100)
+			}
+			put = append(put, Record{Seq: seq, Data: data})
+			want[seq] = data
+			seqs = append(seqs, seq)
+		}
+		// Each commit but the first deletes a few records of the one before.
+		var del []uint64
+		for _, seq := range seqs[:len(seqs)-n] {
+			if seq%7 == 0 && want[seq] != nil {
+				del = append(del, seq)
+				want[seq] = nil
+			}
+		}
+		if err := s.Commit(put, del); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seqs = append(seqs, 1<<40) // never stored
+	check := func(seqs []uint64, read bool) {
+		t.Helper()
+		got := 0
+		s.ReadMany(seqs, nil, func(i int, data []byte, err error) {
+			w := want[seqs[i]]
+			switch {
+			case w == nil && !errors.Is(err, ErrNotFound):
+				t.Fatalf("record %d (deleted or never stored): %q, %v; want ErrNotFound", seqs[i], data, err)
+			case w != nil && (err != nil || !bytes.Equal(data, w)):
+				t.Fatalf("record %d: %d bytes, %v; want its %d", seqs[i], len(data), err, len(w))
+			case w != nil && read:
+				if _, err := s.Read(seqs[i], nil); err != nil { // fn may call the store
+					t.Fatal(err)
+				}
+			}
+			if i != got {
+				t.Fatalf("record %d of %d called as the %dth", i, len(seqs), got)
+			}
+			got++
+		})
+		if got != len(seqs) {
+			t.Fatalf("fn called %d times for %d records", got, len(seqs))
+		}
+	}
+	s.wmu.Lock()
+	before := s.reads
+	s.wmu.Unlock()
+	check(seqs, false)
+	s.wmu.Lock()
+	reads := s.reads - before
+	s.wmu.Unlock()
+	// One read per commit's run of records, give or take one for a
+	// segment's end: not one per record.
+	if reads > 12 {
+		t.Fatalf("%d reads for %d records of 6 commits", reads, len(seqs))
+	}
+	slices.Reverse(seqs)
+	check(seqs, true)
+}
+
 // TestSegmentsCompaction keeps one record pending while thousands of others
 // come and go: the old segments must not pile up behind it, and the record
 // survives being copied forward, also across a reopen.
