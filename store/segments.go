@@ -641,21 +641,56 @@ func (s *Segments) compact() error {
 	return s.dropDead()
 }
 
-// Scan implements Queue.
+// Scan implements Queue. It reads the records of a run that lie close
+// together in a segment with one read, as ReadMany does: a restart with a
+// backlog of small records made one system call per record.
 func (s *Segments) Scan(fn func(Record) error) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	var data []byte
-	var err error
-	s.index.each(func(seq uint64, l loc) bool {
-		if data, err = s.readAt(l, data[:0]); err != nil {
+	type member struct {
+		seq uint64
+		l   loc
+	}
+	var (
+		run  []member
+		data []byte
+		err  error
+	)
+	flush := func() bool {
+		first, last := run[0].l, run[len(run)-1].l
+		data, err = s.readAt(loc{off: first.off, n: int32(last.off + int64(last.n) - first.off), seg: first.seg}, data[:0])
+		if err != nil {
 			err = fmt.Errorf("store: scan: %w", err)
 			return false
 		}
-		err = fn(Record{Seq: seq, Data: data})
-		return err == nil
+		for _, m := range run {
+			at := int(m.l.off - first.off)
+			if err = fn(Record{Seq: m.seq, Data: data[at : at+int(m.l.n) : at+int(m.l.n)]}); err != nil {
+				return false
+			}
+		}
+		run = run[:0]
+		return true
+	}
+	s.index.each(func(seq uint64, l loc) bool {
+		if len(run) > 0 && !readTogether(run[0].l, run[len(run)-1].l, l) && !flush() {
+			return false
+		}
+		run = append(run, member{seq, l})
+		return true
 	})
+	if err == nil && len(run) > 0 {
+		flush()
+	}
 	return err
+}
+
+// readTogether reports whether the record at l can be read in the same
+// read as a run from first to last: in the same segment, after last and
+// at most readGap bytes from it, and within readSpan of first's start.
+func readTogether(first, last, l loc) bool {
+	end := last.off + int64(last.n)
+	return l.seg == first.seg && l.off >= end && l.off-end <= readGap && l.off+int64(l.n)-first.off <= readSpan
 }
 
 // ErrNotFound is returned by Read for a sequence number with no live
@@ -716,26 +751,24 @@ func (s *Segments) ReadMany(seqs []uint64, buf []byte, fn func(i int, data []byt
 			i++
 			continue
 		}
-		// The run: the live records after it in the same segment, each
-		// after the one before and near it. Records that are not live
-		// (deleted meanwhile) do not end it.
+		// The run: the live records after it that readTogether accepts.
+		// Records that are not live (deleted meanwhile) do not end it.
 		run = append(run[:0], member{i, first})
-		end := first.off + int64(first.n)
 		for i++; i < len(seqs); i++ {
 			l, ok := s.index.get(seqs[i])
 			if !ok {
 				spans[i].err = ErrNotFound
 				continue
 			}
-			if l.seg != first.seg || l.off < end || l.off-end > readGap || l.off+int64(l.n)-first.off > readSpan {
+			if !readTogether(first, run[len(run)-1].l, l) {
 				break
 			}
 			run = append(run, member{i, l})
-			end = l.off + int64(l.n)
 		}
+		last := run[len(run)-1].l
 		at := len(buf)
 		var err error
-		buf, err = s.readAt(loc{off: first.off, n: int32(end - first.off), seg: first.seg}, buf)
+		buf, err = s.readAt(loc{off: first.off, n: int32(last.off + int64(last.n) - first.off), seg: first.seg}, buf)
 		for _, m := range run {
 			if err != nil {
 				spans[m.i].err = fmt.Errorf("store: read: %w", err)

@@ -236,6 +236,7 @@ func TestSegmentsRollDropAndSeq(t *testing.T) {
 // data, ErrNotFound for deleted and unknown ones, in the order asked, across
 // segments, with a record larger than a read's span among them; the records
 // of a commit in one read rather than one each; and fn may call the store.
+// Scan reads them the same way.
 func TestSegmentsReadMany(t *testing.T) {
 	s := openSeg(t, t.TempDir(), SegmentOptions{SegmentSize: 64 << 10})
 	defer s.Close()
@@ -309,6 +310,36 @@ func TestSegmentsReadMany(t *testing.T) {
 	}
 	slices.Reverse(seqs)
 	check(seqs, true)
+
+	// Scan reads the same way.
+	s.wmu.Lock()
+	before = s.reads
+	s.wmu.Unlock()
+	var scanned, live []uint64
+	if err := s.Scan(func(r Record) error {
+		if !bytes.Equal(r.Data, want[r.Seq]) {
+			return fmt.Errorf("record %d: %d bytes, want %d", r.Seq, len(r.Data), len(want[r.Seq]))
+		}
+		scanned = append(scanned, r.Seq)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for seq, w := range want {
+		if w != nil {
+			live = append(live, seq)
+		}
+	}
+	slices.Sort(live)
+	if !slices.Equal(scanned, live) {
+		t.Fatalf("scan: %d records, want the %d live ones in order", len(scanned), len(live))
+	}
+	s.wmu.Lock()
+	reads = s.reads - before
+	s.wmu.Unlock()
+	if reads > 12 {
+		t.Fatalf("scan: %d reads for %d records of 6 commits", reads, len(live))
+	}
 }
 
 // TestSegmentsCompaction keeps one record pending while thousands of others
