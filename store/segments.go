@@ -723,8 +723,9 @@ const (
 )
 
 // ReadMany reads the data of records seqs and then calls fn for each, in
-// the order of seqs, with its data (valid during the call only) or the
-// error that reading it met: ErrNotFound for a record that is not live.
+// the order of seqs, with its data or the error that reading it met:
+// ErrNotFound for a record that is not live. The data is a view of the
+// buffer ReadMany returns, valid until the caller reuses that.
 // Records that lie close together in one segment, as a commit's do, are
 // read with one read of up to readSpan bytes: a reader catching up on a
 // backlog of small records made one system call per record with Read.

@@ -1265,15 +1265,53 @@ func (d *Dispatcher) appendBody(b []byte, j *job) ([]byte, error) {
 	if err != nil {
 		return b[:n], fmt.Errorf("webhook: outbox: event %d: %w", j.seq, err)
 	}
-	body, err := recordBody(b[n:])
+	return d.appendStoredBody(b[:n], j, bytes.Clone(b[n:]), nil) // the body is written over the record
+}
+
+// appendStoredBody is appendBody for a job whose record, rec, was read
+// from the outbox, or could not be (err). rec must not share memory with
+// b's spare capacity.
+func (d *Dispatcher) appendStoredBody(b []byte, j *job, rec []byte, err error) ([]byte, error) {
 	if err != nil {
-		return b[:n], fmt.Errorf("webhook: outbox: event %d: %w", j.seq, err)
+		return b, fmt.Errorf("webhook: outbox: event %d: %w", j.seq, err)
+	}
+	body, err := recordBody(rec)
+	if err != nil {
+		return b, fmt.Errorf("webhook: outbox: event %d: %w", j.seq, err)
 	}
 	if isEventRec(body) {
-		return appendJSONBody(d, b[:n], j.seq, j.id(), bytes.Clone(body)) // the body is written over the record
+		return appendJSONBody(d, b, j.seq, j.id(), body)
 	}
-	m := copy(b[n:], body)
-	return b[:n+m], nil
+	return append(b, body...), nil
+}
+
+// storedRec is a record read back from the outbox, or the error that
+// reading it met.
+type storedRec struct {
+	rec []byte
+	err error
+}
+
+// readBack reads the records of those of jobs whose bodies are not held
+// in memory (see Options.MaxMemory) together, with
+// store.Segments.ReadMany: a batch of them made one read each. It returns
+// nil when fewer than two are missing.
+func (d *Dispatcher) readBack(jobs []*job) []storedRec {
+	var seqs []uint64
+	var at []int
+	for i, j := range jobs {
+		if j.body == nil {
+			seqs, at = append(seqs, j.seq), append(at, i)
+		}
+	}
+	if len(seqs) < 2 {
+		return nil
+	}
+	recs := make([]storedRec, len(jobs))
+	d.q.ReadMany(seqs, nil, func(k int, data []byte, err error) {
+		recs[at[k]] = storedRec{data, err} // a view of ReadMany's buffer, which is not reused
+	})
+	return recs
 }
 
 // makeRoom returns the events of a commit that fit in the outbox. When

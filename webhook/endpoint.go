@@ -509,12 +509,18 @@ func (d *Dispatcher) requestBody(b []byte, jobs []*job, batch bool) (body []byte
 		n += int(j.size) + 1 // the stored record, about its JSON body's size; a pooled b has room already
 	}
 	b = append(slices.Grow(b, n), '[')
-	for _, j := range jobs {
+	recs := d.readBack(jobs)
+	for i, j := range jobs {
 		mark := len(b)
 		if first != nil {
 			b = append(b, ',')
 		}
-		if b, err = d.appendBody(b, j); err != nil {
+		if recs != nil && j.body == nil {
+			b, err = d.appendStoredBody(b, j, recs[i].rec, recs[i].err)
+		} else {
+			b, err = d.appendBody(b, j)
+		}
+		if err != nil {
 			if j.done.Load() {
 				b = b[:mark]
 				continue
