@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -168,6 +169,59 @@ func TestDeadLettersAndReplay(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, webhook.DeadFile+".replay")); !os.IsNotExist(err) {
 		t.Fatalf("replay work file left: %v", err)
 	}
+}
+
+// TestDeadLetterWriteHoldsUpNothing: writing dead letters does not hold up
+// another endpoint. The test holds the dead-letter file's lock, so the
+// first refused event's dead letter waits for it; meanwhile every event
+// still reaches the endpoint that accepts them. Once the lock is released,
+// every refused event is a dead letter.
+func TestDeadLetterWriteHoldsUpNothing(t *testing.T) {
+	refusing := newReceiver(t, func(int, *http.Request, []byte) (int, http.Header) { return http.StatusBadRequest, nil })
+	accepting := newReceiver(t, nil)
+	dir := t.TempDir()
+	lf, err := os.OpenFile(filepath.Join(dir, webhook.DeadFile+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	unlock := func() { _ = syscall.Flock(int(lf.Fd()), syscall.LOCK_UN) }
+	t.Cleanup(unlock) // before the dispatcher stops: cleanups run last first
+	d, bus := startDispatcher(t, webhook.Options{URL: accepting.srv.URL, Dir: dir, CommitInterval: time.Millisecond,
+		Rules: []webhook.Rule{
+			rule(t, "web.hook.rule.message.publish.1", fmt.Sprintf(`{"action": "on_message_publish", "url": %q}`, refusing.srv.URL)),
+			rule(t, "web.hook.rule.message.publish.2", `{"action": "on_message_publish"}`),
+		}})
+	const n = 20
+	publishN(bus, []string{"c"}, 0, 1)
+	deadline := time.Now().Add(wait)
+	for refusing.requests() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the refusing endpoint got no request")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	publishN(bus, []string{"c"}, 1, n)
+	reqs := accepting.waitFor(t, "every event while a dead letter waits for its file", func(rs []request) bool { return len(bodies(t, rs)) >= n })
+	checkOrder(t, reqs, []string{"c"}, n)
+	unlock()
+	for {
+		dead, err := webhook.ReadDeadLetters(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dead) == n {
+			break
+		}
+		if time.Now().After(deadline.Add(wait)) {
+			t.Fatalf("%d dead letters, want %d", len(dead), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	waitPending(t, d, 0)
 }
 
 // TestOutboxFullDropsOldest fills a small outbox while the endpoint is down:

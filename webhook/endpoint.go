@@ -246,6 +246,14 @@ func (ep *endpoint) work() {
 		l.posting = true
 		ep.mu.Unlock()
 		res := ep.post(jobs)
+		if res.refused() {
+			// Kept before ep.mu is taken again: the file's write and
+			// fsync would hold up the endpoint's other workers, and the
+			// outbox writer, which hands over new jobs under ep.mu. The
+			// jobs are acknowledged after it (finish), so a crash in
+			// between posts them again instead of losing them.
+			ep.d.dead.add(ep, jobs, res)
+		}
 		ep.mu.Lock()
 		l.posting = false
 		ep.finish(l, jobs, res, probe)
@@ -298,10 +306,9 @@ func (ep *endpoint) finish(l *lane, jobs []*job, res result, probe bool) {
 		}
 		return
 	}
-	ok := res.status >= 200 && res.status < 300
+	ok := !res.refused()
 	if !ok {
 		d.log.Warn("web hook delivery refused; kept as a dead letter", "url", ep.url, "status", res.status, "events", len(jobs))
-		d.dead.add(ep, jobs, res)
 	}
 	// Those dropped while they were posted are counted as dropped, not
 	// here.
@@ -399,6 +406,12 @@ type result struct {
 	retry      bool
 	retryAfter time.Duration
 	err        error
+}
+
+// refused reports whether the endpoint refused the request for good: the
+// jobs become dead letters (work) and are not posted again.
+func (r result) refused() bool {
+	return !r.retry && !r.skipped && (r.status < 200 || r.status >= 300)
 }
 
 // errClosed marks a request cut short by Stop.
