@@ -730,8 +730,8 @@ const (
 // read with one read of up to readSpan bytes: a reader catching up on a
 // backlog of small records made one system call per record with Read.
 // buf is a buffer to read into; ReadMany returns it, perhaps grown, for
-// the next call. fn runs after the store's lock is released, so it may
-// call the store.
+// the next call. fn runs after every read, without the store's lock, so
+// it may call the store.
 func (s *Segments) ReadMany(seqs []uint64, buf []byte, fn func(i int, data []byte, err error)) []byte {
 	type span struct {
 		start, end int // of the record's data in buf
@@ -744,10 +744,13 @@ func (s *Segments) ReadMany(seqs []uint64, buf []byte, fn func(i int, data []byt
 	spans := make([]span, len(seqs))
 	var run []member
 	buf = buf[:0]
-	s.wmu.Lock()
 	for i := 0; i < len(seqs); {
+		// The lock is held for one run at a time: a commit waits for one
+		// read of up to readSpan, not for all of them.
+		s.wmu.Lock()
 		first, ok := s.index.get(seqs[i])
 		if !ok {
+			s.wmu.Unlock()
 			spans[i].err = ErrNotFound
 			i++
 			continue
@@ -770,6 +773,7 @@ func (s *Segments) ReadMany(seqs []uint64, buf []byte, fn func(i int, data []byt
 		at := len(buf)
 		var err error
 		buf, err = s.readAt(loc{off: first.off, n: int32(last.off + int64(last.n) - first.off), seg: first.seg}, buf)
+		s.wmu.Unlock()
 		for _, m := range run {
 			if err != nil {
 				spans[m.i].err = fmt.Errorf("store: read: %w", err)
@@ -779,7 +783,6 @@ func (s *Segments) ReadMany(seqs []uint64, buf []byte, fn func(i int, data []byt
 			spans[m.i] = span{start: start, end: start + int(m.l.n)}
 		}
 	}
-	s.wmu.Unlock()
 	for i, sp := range spans {
 		if sp.err != nil {
 			fn(i, nil, sp.err)
