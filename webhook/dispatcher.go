@@ -1260,12 +1260,8 @@ func (d *Dispatcher) appendBody(b []byte, j *job) ([]byte, error) {
 		}
 		return appendJSONBody(d, b, j.seq, j.idBytes[:], j.body)
 	}
-	n := len(b)
-	b, err := d.q.Read(j.seq, b)
-	if err != nil {
-		return b[:n], fmt.Errorf("webhook: outbox: event %d: %w", j.seq, err)
-	}
-	return d.appendStoredBody(b[:n], j, bytes.Clone(b[n:]), nil) // the body is written over the record
+	rec, err := d.q.Read(j.seq, nil) // its own buffer: the body is written from it into b
+	return d.appendStoredBody(b, j, rec, err)
 }
 
 // appendStoredBody is appendBody for a job whose record, rec, was read
