@@ -657,8 +657,8 @@ func (s *Segments) Scan(fn func(Record) error) error {
 		err  error
 	)
 	flush := func() bool {
-		first, last := run[0].l, run[len(run)-1].l
-		data, err = s.readAt(loc{off: first.off, n: int32(last.off + int64(last.n) - first.off), seg: first.seg}, data[:0])
+		first := run[0].l
+		data, err = s.readAt(spanning(first, run[len(run)-1].l), data[:0])
 		if err != nil {
 			err = fmt.Errorf("store: scan: %w", err)
 			return false
@@ -691,6 +691,12 @@ func (s *Segments) Scan(fn func(Record) error) error {
 func readTogether(first, last, l loc) bool {
 	end := last.off + int64(last.n)
 	return l.seg == first.seg && l.off >= end && l.off-end <= readGap && l.off+int64(l.n)-first.off <= readSpan
+}
+
+// spanning is where a run of records from first to last is: the bytes
+// from first's data to the end of last's, other frames between them too.
+func spanning(first, last loc) loc {
+	return loc{off: first.off, n: int32(last.off + int64(last.n) - first.off), seg: first.seg}
 }
 
 // ErrNotFound is returned by Read for a sequence number with no live
@@ -769,10 +775,9 @@ func (s *Segments) ReadMany(seqs []uint64, buf []byte, fn func(i int, data []byt
 			}
 			run = append(run, member{i, l})
 		}
-		last := run[len(run)-1].l
 		at := len(buf)
 		var err error
-		buf, err = s.readAt(loc{off: first.off, n: int32(last.off + int64(last.n) - first.off), seg: first.seg}, buf)
+		buf, err = s.readAt(spanning(first, run[len(run)-1].l), buf)
 		s.wmu.Unlock()
 		for _, m := range run {
 			if err != nil {
