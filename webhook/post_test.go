@@ -58,9 +58,7 @@ func TestRequestInOneWrite(t *testing.T) {
 			ep := d.epList[0]
 			jobs := make([]*job, tc.events)
 			for i := range jobs {
-				e := events.New()
-				e.Kind, e.FromClientID, e.Topic, e.Payload = events.MessagePublish, "c", "t/c", []byte(fmt.Sprint("payload ", i))
-				jobs[i] = &job{seq: uint64(i + 1), idText: fmt.Sprintf("id-%d", i), event: e.Kind, created: time.Now(), body: appendEventRec(nil, e), ep: ep}
+				jobs[i] = testJob(ep, i)
 			}
 			if res := ep.post(jobs); res.status != http.StatusOK {
 				t.Fatalf("POST of %d events: %+v", tc.events, res)
@@ -82,4 +80,77 @@ type writeCounter struct {
 func (c writeCounter) Write(p []byte) (int, error) {
 	c.n.Add(1)
 	return c.Conn.Write(p)
+}
+
+// testJob is job i of a message.publish event of client c for ep, its
+// body held in memory, as the outbox writer makes one.
+func testJob(ep *endpoint, i int) *job {
+	e := events.New()
+	e.Kind, e.FromClientID, e.Topic, e.Payload = events.MessagePublish, "c", "t/c", []byte(fmt.Sprint("payload ", i))
+	return &job{seq: uint64(i + 1), idText: fmt.Sprintf("id-%d", i), client: "c", event: e.Kind, created: time.Now(), body: appendEventRec(nil, e), ep: ep}
+}
+
+// TestBatchWorkerWaitsOnlyForCommits: a batching lane's worker posts a
+// batch that is not full at once when no commit can add to it before its
+// max_delay (an hour) ends, and waits for the max_delay otherwise. The
+// outbox writer is not started: the test says when its next commit can
+// come (commitGap from now), so a wrong wait shows as an hour against the
+// test's 10 s, not as a timing.
+func TestBatchWorkerWaitsOnlyForCommits(t *testing.T) {
+	posted := make(chan struct{}, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		posted <- struct{}{}
+	}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		name  string
+		gap   time.Duration
+		posts bool
+	}{
+		{"no commit before max_delay", 2 * time.Hour, true},
+		{"a commit may come first", 30 * time.Minute, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := New(Options{URL: srv.URL, Dir: t.TempDir(), Rules: []Rule{{Event: events.MessagePublish, Batch: Batch{MaxSize: 10, MaxDelay: time.Hour}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if err := d.Stop(context.Background()); err != nil {
+					t.Error(err)
+				}
+			}()
+			d.commitGap = tc.gap
+			d.quietFrom.Store(-1) // waiting for events: a commit is commitGap away at the soonest
+			ep := d.epList[0]
+			ep.enqueue(testJob(ep, 0)) // starts the worker
+			if tc.posts {
+				select {
+				case <-posted:
+				case <-time.After(10 * time.Second):
+					t.Fatal("batch not posted: it waits for its max_delay although no commit can add to it")
+				}
+				return
+			}
+			for deadline := time.Now().Add(10 * time.Second); ; {
+				ep.mu.Lock()
+				l := ep.lanes[""]
+				waiting := l != nil && l.batchWait
+				ep.mu.Unlock()
+				if waiting {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the lane does not wait for its max_delay")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			select {
+			case <-posted:
+				t.Fatal("batch posted although a commit may add to it before its max_delay")
+			default:
+			}
+		})
+	}
 }

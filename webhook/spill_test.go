@@ -240,7 +240,10 @@ func TestBatchLargerThanSpillWindow(t *testing.T) {
 // that the first commit hands over, a second after its first event, is as
 // full as it will be by its max_delay, and is posted at once. With a
 // max_delay of 3.4 s, the events published between the first and the
-// second commit join it, and one request carries all ten.
+// second commit join it, and one request carries all ten. Both limits
+// leave 0.9 s for a loaded machine; TestBatchWorkerWaitsOnlyForCommits
+// checks the worker's side without a clock, TestPostFullBatch the
+// writer's.
 func TestBatchWaitsOnlyForCommits(t *testing.T) {
 	start := func(t *testing.T, maxDelay string) (*receiver, *webhook.Dispatcher, *events.Bus) {
 		rc := newReceiver(t, nil)
