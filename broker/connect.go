@@ -641,12 +641,17 @@ func protoName(s string) string {
 
 // sessionEvent publishes a session.* event. A session that ends
 // (terminated or discarded, whoever ends it) is deleted from the log here,
-// the one place every end goes through.
+// the one place every end goes through. Its callers do not hold s.mu,
+// which the username is read under: a client that connects again with
+// the same id sets it under s.mu while this runs.
 func (b *Broker) sessionEvent(k events.Kind, s *session, reason string) {
 	if k == events.SessionTerminated || k == events.SessionDiscarded {
 		s.forget()
 	}
 	if bus := b.opts.Events; bus.Wants(k) {
-		bus.Publish(&events.Event{Kind: k, ClientID: s.id, Username: s.username, UsernameSet: s.usernameOK, Reason: reason})
+		s.mu.Lock()
+		user, userSet := s.username, s.usernameOK
+		s.mu.Unlock()
+		bus.Publish(&events.Event{Kind: k, ClientID: s.id, Username: user, UsernameSet: userSet, Reason: reason})
 	}
 }
