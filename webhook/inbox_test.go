@@ -39,8 +39,9 @@ func TestInboxKeepsOrder(t *testing.T) {
 			if len(recs) == 0 {
 				t.Fatalf("the inbox ends before event %d of %d..%d", i, from, n-1)
 			}
-			var posting, rec []byte
-			posting, rec, recs = nextInbox(recs)
+			var posting, keyed []byte
+			posting, keyed, recs = nextInbox(recs)
+			_, rec := inboxKey(keyed)
 			var e events.Event
 			if err := readEventRec(&e, rec); err != nil {
 				t.Fatalf("event %d: %v", i, err)
