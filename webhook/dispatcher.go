@@ -706,10 +706,11 @@ func appendInboxEntry(b, posting []byte, e *events.Event) []byte {
 // inboxKeySize is the size of an inbox entry's key (see observe): the
 // event's kind, its time in Unix milliseconds (noTime when it has none),
 // and the offset and length in its record of the client id whose lane it
-// takes. What the outbox writer needs of an event, it read from the record
-// before (stepping over the layout's varints and the fields before the
-// client id): 80 ns per event, in a benchmark, that observe, which has
-// the event at hand, spends on a few stores instead.
+// takes: what the outbox writer needs of an event to make its deliveries.
+// It read them from the record before, stepping over the layout's varints
+// and the fields before the client id (80 ns per event in a benchmark);
+// observe, which has the event at hand, writes them with a few stores
+// (webhook/README.md, "What the outbox writer reads of an event").
 const inboxKeySize = 1 + 8 + 4 + 4
 
 // noTime is the time in an inbox entry's key of an event without one.
