@@ -127,18 +127,25 @@ var errEventRec = errors.New("truncated or malformed event record")
 // changed, which is all that writing a body from it needs, and reading
 // one costs no allocation.
 func readEventRec(e *events.Event, p []byte) error {
-	kind, flags, ka, rest, err := readRecStart(p)
-	if err != nil {
-		return err
+	if len(p) < 8 || p[0] != eventRecMark {
+		return errEventRec
 	}
-	*e = events.Event{Kind: kind, KeepAlive: ka}
+	kind, flags := events.Kind(p[1]), p[2]
+	if kind == 0 || int(kind) >= events.NumKinds {
+		return fmt.Errorf("event record of unknown kind %d", p[1])
+	}
+	ka, n := binary.Uvarint(p[8:])
+	if n <= 0 || ka > 0xffff {
+		return errEventRec
+	}
+	*e = events.Event{Kind: kind, KeepAlive: uint16(ka)}
 	e.QoS, e.Opts.QoS, e.Opts.RH, e.ConnAck, e.ProtoVer = p[3], p[4], p[5], p[6], p[7]
 	e.UsernameSet = flags&eventRecUsername != 0
 	e.FromUserSet = flags&eventRecFromUser != 0
 	e.Retain = flags&eventRecRetain != 0
 	e.Opts.RAP = flags&eventRecRAP != 0
 	e.Opts.NL = flags&eventRecNL != 0
-	p = rest
+	p = p[8+n:]
 	var ok bool
 	if flags&eventRecTime != 0 {
 		if e.Time, p, ok = recTime(p); !ok {
@@ -187,23 +194,6 @@ func readEventRec(e *events.Event, p []byte) error {
 		e.Payload = payload
 	}
 	return nil
-}
-
-// readRecStart reads the fixed start of event record p: its kind, flags
-// and keep-alive, and what follows them (the times, then the fields).
-func readRecStart(p []byte) (kind events.Kind, flags byte, keepAlive uint16, rest []byte, err error) {
-	if len(p) < 8 || p[0] != eventRecMark {
-		return 0, 0, 0, nil, errEventRec
-	}
-	kind, flags = events.Kind(p[1]), p[2]
-	if kind == 0 || int(kind) >= events.NumKinds {
-		return 0, 0, 0, nil, fmt.Errorf("event record of unknown kind %d", p[1])
-	}
-	ka, n := binary.Uvarint(p[8:])
-	if n <= 0 || ka > 0xffff {
-		return 0, 0, 0, nil, errEventRec
-	}
-	return kind, flags, uint16(ka), p[8+n:], nil
 }
 
 // recTime reads a time of an event record from the front of p.
