@@ -736,8 +736,8 @@ const (
 // read with one read of up to readSpan bytes: a reader catching up on a
 // backlog of small records made one system call per record with Read.
 // buf is a buffer to read into; ReadMany returns it, perhaps grown, for
-// the next call. fn runs after every read, without the store's lock, so
-// it may call the store.
+// the next call. fn runs once all the reads are done, without the store's
+// lock, so it may call the store.
 func (s *Segments) ReadMany(seqs []uint64, buf []byte, fn func(i int, data []byte, err error)) []byte {
 	type span struct {
 		start, end int // of the record's data in buf

@@ -775,9 +775,10 @@ func (d *Dispatcher) run() {
 	for {
 		open := true
 		d.quietFrom.Store(-1)
+		now := time.Now()
 		for _, ep := range d.epList {
 			if ep.batch.MaxSize > 0 {
-				ep.postFullBatch(time.Now())
+				ep.postFullBatch(now)
 			}
 		}
 		select {
