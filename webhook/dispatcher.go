@@ -71,7 +71,8 @@ type Options struct {
 	QueueSize int          // events in the inbox, between the bus and the outbox writer; 0 = 65536
 	Logger    *slog.Logger // nil = discard
 
-	spillWindow int // jobs in memory per endpoint before new events spill; 0 = spillWindow (tests set it)
+	spillWindow int           // jobs in memory per endpoint before new events spill; 0 = spillWindow (tests set it)
+	commitGap   time.Duration // replaces the Dispatcher.commitGap that New works out, when set (tests set it)
 }
 
 // Names inside Options.Dir.
@@ -329,6 +330,9 @@ func New(o Options) (*Dispatcher, error) {
 		if slices.Contains(d.prompt[:], true) {
 			d.commitGap = o.CommitInterval
 		}
+	}
+	if o.commitGap > 0 {
+		d.commitGap = o.commitGap
 	}
 	q, err := store.OpenSegments(filepath.Join(o.Dir, OutboxDir), store.SegmentOptions{NoSync: o.NoSync, SyncInterval: max(o.SyncInterval, 0), Logger: d.log})
 	if err != nil {

@@ -235,40 +235,39 @@ func TestBatchLargerThanSpillWindow(t *testing.T) {
 }
 
 // TestBatchWaitsOnlyForCommits: a batch waits for its max_delay only while
-// a commit may still add events to it. Commits come a second apart
-// (CommitInterval) once events flow. With a max_delay of 1.9 s, the batch
-// that the first commit hands over, a second after its first event, is as
-// full as it will be by its max_delay, and is posted at once. With a
-// max_delay of 3.4 s, the events published between the first and the
-// second commit join it, and one request carries all ten. Both limits
-// leave 0.9 s for a loaded machine; TestBatchWorkerWaitsOnlyForCommits
-// checks the worker's side without a clock, TestPostFullBatch the
-// writer's.
+// a commit may still add events to it. The outbox writer commits every
+// 100 ms here, but is taken to be unable to commit again for 2 hours or 30
+// minutes (WithCommitGap), against a max_delay of an hour, so that each
+// wrong decision costs an hour against the receiver's 10 s wait, and the
+// test depends on no timing. With 2 hours, no commit can add to the batch
+// that the first commit hands over: it is posted at once, not an hour
+// later. With 30 minutes, one can: the batch waits, and the events of the
+// next commit join it, filling it (max_size 10), so one request carries
+// all ten. TestBatchWorkerWaitsOnlyForCommits checks the worker's side
+// alone. Here the worker mostly looks at the lane once the commit is done;
+// TestPostFullBatch checks the writer's side, for a worker that looked
+// while the writer committed.
 func TestBatchWaitsOnlyForCommits(t *testing.T) {
-	start := func(t *testing.T, maxDelay string) (*receiver, *webhook.Dispatcher, *events.Bus) {
+	start := func(t *testing.T, gap time.Duration) (*receiver, *webhook.Dispatcher, *events.Bus) {
 		rc := newReceiver(t, nil)
-		d, bus := startDispatcher(t, webhook.Options{URL: rc.srv.URL, Dir: t.TempDir(), CommitInterval: time.Second,
+		d, bus := startDispatcher(t, webhook.WithCommitGap(webhook.Options{URL: rc.srv.URL, Dir: t.TempDir(),
 			Rules: []webhook.Rule{rule(t, "web.hook.rule.message.publish.1",
-				fmt.Sprintf(`{"action": "on_message_publish", "batch": {"max_size": 100, "max_delay": %q}}`, maxDelay))}})
+				`{"action": "on_message_publish", "batch": {"max_size": 10, "max_delay": "1h"}}`)}}, gap))
 		return rc, d, bus
 	}
 	t.Run("no commit before max_delay", func(t *testing.T) {
 		t.Parallel()
-		rc, d, bus := start(t, "1900ms")
-		first := time.Now()
+		rc, d, bus := start(t, 2*time.Hour)
 		publishN(bus, []string{"c"}, 0, 5)
-		reqs := rc.waitFor(t, "the batch", func(rs []request) bool { return len(rs) > 0 })
-		if el := time.Since(first); el >= 1900*time.Millisecond {
-			t.Fatalf("batch posted %v after its first event, want before its max_delay of 1.9 s: no commit could add to it after the one at 1 s", el)
-		}
+		reqs := rc.waitFor(t, "the batch, before its max_delay of an hour", func(rs []request) bool { return len(rs) > 0 })
 		checkOrder(t, reqs, []string{"c"}, 5)
 		waitPending(t, d, 0)
 	})
 	t.Run("a commit may add", func(t *testing.T) {
 		t.Parallel()
-		rc, d, bus := start(t, "3400ms")
+		rc, d, bus := start(t, 30*time.Minute)
 		publishN(bus, []string{"c"}, 0, 5)
-		time.Sleep(1500 * time.Millisecond) // between the first commit and the second
+		waitPending(t, d, 5) // committed and handed over
 		publishN(bus, []string{"c"}, 5, 10)
 		reqs := rc.waitFor(t, "every event", func(rs []request) bool { return len(bodies(t, rs)) >= 10 })
 		if len(reqs) != 1 {
