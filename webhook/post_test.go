@@ -85,8 +85,7 @@ func (c writeCounter) Write(p []byte) (int, error) {
 // testJob is job i of a message.publish event of client c for ep, its
 // body held in memory, as the outbox writer makes one.
 func testJob(ep *endpoint, i int) *job {
-	e := events.New()
-	e.Kind, e.FromClientID, e.Topic, e.Payload = events.MessagePublish, "c", "t/c", []byte(fmt.Sprint("payload ", i))
+	e := &events.Event{Kind: events.MessagePublish, FromClientID: "c", Topic: "t/c", Payload: []byte(fmt.Sprint("payload ", i))}
 	return &job{seq: uint64(i + 1), idText: fmt.Sprintf("id-%d", i), client: "c", event: e.Kind, created: time.Now(), body: appendEventRec(nil, e), ep: ep}
 }
 
