@@ -171,12 +171,12 @@ func TestStallWatch(t *testing.T) {
 
 func TestResultMeasure(t *testing.T) {
 	t0 := time.Unix(0, 0)
-	s0 := snapshot{at: t0, broker: time.Second, client: 2 * time.Second, count: 100}
-	s1 := snapshot{at: t0.Add(2 * time.Second), broker: 2500 * time.Millisecond, client: 2500 * time.Millisecond, count: 300100}
+	s0 := snapshot{at: t0, broker: time.Second, faults: 40, client: 2 * time.Second, count: 100}
+	s1 := snapshot{at: t0.Add(2 * time.Second), broker: 2500 * time.Millisecond, faults: 1040, client: 2500 * time.Millisecond, count: 300100}
 	var r result
 	r.measure(s0, s1)
 	if r.Msgs != 300000 || r.MsgsPerSec != 150000 || r.BrokerCPUSec != 1.5 || r.MsgsPerCPUSec != 200000 ||
-		r.BrokerCPUPct != 75 || r.ClientCPUPct != 25 {
+		r.BrokerCPUPct != 75 || r.ClientCPUPct != 25 || r.BrokerMinorFaults != 1000 {
 		t.Fatalf("got %+v", r)
 	}
 	var none result

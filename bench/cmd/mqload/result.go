@@ -29,6 +29,11 @@ type result struct {
 	BrokerCPUSec  float64 `json:"broker_cpu_sec"`
 	BrokerCPUPct  float64 `json:"broker_cpu_pct"`
 	MsgsPerCPUSec float64 `json:"msgs_per_cpu_sec"`
+	// The broker's minor page faults over the same interval: a broker
+	// still touching fresh heap pages (before its first garbage collection)
+	// pays microseconds for each, so a comparison of two brokers is fair
+	// only once both have warmed up past that.
+	BrokerMinorFaults uint64 `json:"broker_minor_faults"`
 	// The load generator's own CPU over the same interval.
 	ClientCPUSec float64 `json:"client_cpu_sec"`
 	ClientCPUPct float64 `json:"client_cpu_pct"`
@@ -80,6 +85,7 @@ func figures(h *latency.Histogram) *latencyFigures {
 type snapshot struct {
 	at     time.Time
 	broker time.Duration // broker CPU; zero without a pid
+	faults uint64        // broker minor page faults; zero without a pid
 	client time.Duration // own CPU
 	count  uint64        // the scenario's counter
 }
@@ -95,11 +101,11 @@ func (m meter) snap(count uint64) (snapshot, error) {
 	}
 	s.client = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	if m.pid > 0 {
-		cpu, err := procstat.CPU(m.pid)
+		u, err := procstat.Read(m.pid)
 		if err != nil {
 			return s, fmt.Errorf("broker cpu: %w", err)
 		}
-		s.broker = cpu
+		s.broker, s.faults = u.CPU, u.MinorFaults
 	}
 	return s, nil
 }
@@ -117,6 +123,7 @@ func (r *result) measure(s0, s1 snapshot) {
 	r.ClientCPUPct = 100 * r.ClientCPUSec / secs
 	r.BrokerCPUSec = (s1.broker - s0.broker).Seconds()
 	r.BrokerCPUPct = 100 * r.BrokerCPUSec / secs
+	r.BrokerMinorFaults = s1.faults - s0.faults
 	if r.BrokerCPUSec > 0 {
 		r.MsgsPerCPUSec = float64(r.Msgs) / r.BrokerCPUSec
 	}
@@ -140,7 +147,11 @@ func (r *result) line() string {
 	if r.MsgsPerCPUSec > 0 {
 		fmt.Fprintf(&b, "  %s %s/CPU-s", human(r.MsgsPerCPUSec), unit)
 	}
-	fmt.Fprintf(&b, "  broker CPU %.0f%%  client CPU %.0f%%  over %.1fs", r.BrokerCPUPct, r.ClientCPUPct, r.Seconds)
+	fmt.Fprintf(&b, "  broker CPU %.0f%%", r.BrokerCPUPct)
+	if r.BrokerMinorFaults > 0 {
+		fmt.Fprintf(&b, " (%s page faults)", human(float64(r.BrokerMinorFaults)))
+	}
+	fmt.Fprintf(&b, "  client CPU %.0f%%  over %.1fs", r.ClientCPUPct, r.Seconds)
 	if r.Sent > 0 {
 		fmt.Fprintf(&b, "  sent %s delivered %s lost %d", human(float64(r.Sent)), human(float64(r.Received)), r.Lost)
 	}
