@@ -199,6 +199,22 @@ end_run() {
 	stop_broker
 }
 
+# warmup_note RESULTS: a line for each run in RESULTS whose broker took more
+# than one minor page fault per 100 messages in its measured interval
+# (mqload's broker_minor_faults): a broker still growing its heap touches
+# fresh pages, which cost 10-13 µs each on some virtual machines, so its
+# msg/CPU-s is low for a reason that goes away once it has collected its
+# garbage once. With mqgate's 64 MB heap floor, at 10,000 msg/s, a broker
+# with no web hook rule reached its first collection after 30-40 s.
+warmup_note() {
+	awk "$awk_lib"'
+{
+	f = num("broker_minor_faults"); m = num("msgs")
+	if (m > 0 && f > m / 100)
+		printf "note: %s %s round %d took %s page faults in its measured interval (%.3f per message): it was still touching fresh memory; a longer WARMUP leaves that out\n", str("scenario"), str("broker"), num("round"), commas(f), f / m
+}' "$1"
+}
+
 # run_summary: the machine, the whole run's time and the skipped runs; exit 1
 # when a run failed.
 run_summary() {

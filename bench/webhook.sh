@@ -28,8 +28,16 @@
 #   ROUNDS     rounds per configuration     (3)
 #   DURATION   measured interval per run    (4s)
 #   WARMUP     load before the measured interval, whole seconds or a
-#              fraction of one (0.5s): a longer one leaves the fresh
-#              process's first page faults and heap growth out of the figure
+#              fraction of one (0.5s; 60s with PAIRED): a longer one leaves
+#              the fresh process's first page faults and heap growth out of
+#              the figure. At 10,000 msg/s a no-rule broker takes 30-40 s to
+#              reach its first garbage collection (64 MB heap floor) and
+#              touches a fresh page per 4 KB it allocates until then, 10-13
+#              µs each on a virtual machine (4% of its CPU); a broker with a
+#              rule allocates more, collects sooner, and stops faulting
+#              sooner. The table shows each best round's faults
+#              (broker_minor_faults), and a note names every run that took
+#              more than one per 100 messages
 #   BUDGET     seconds for the whole run; runs that would not fit are skipped (240)
 #   RESULTS    file to keep the JSON result lines in (default: a temporary file)
 #   EXTRA_CONF config lines added to every configuration, one per line
@@ -69,7 +77,11 @@ SCENARIOS=${SCENARIOS:-"fanin qos1"}
 CONFIGS=${CONFIGS:-"none up batch down"}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-4s}
-WARMUP=${WARMUP:-0.5s}
+if [[ -n ${PAIRED:-} ]]; then
+	WARMUP=${WARMUP:-60s}
+else
+	WARMUP=${WARMUP:-0.5s}
+fi
 BUDGET=${BUDGET:-240}
 if [[ -n ${BASE:-} && -z ${PAIRED:-} ]]; then
 	echo "webhook.sh: BASE compares two builds side by side: it needs PAIRED=1" >&2
@@ -283,8 +295,8 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-extra=hook_events
-if [[ -n ${PROFILE:-} ]]; then extra="hook_events hook_cpu_pct mqtt_path_msg_per_cpu_s"; fi
+extra="hook_events broker_minor_faults"
+if [[ -n ${PROFILE:-} ]]; then extra+=" hook_cpu_pct mqtt_path_msg_per_cpu_s"; fi
 # The table compares with its first configuration: in paired runs that is
 # the no-rule brokers of the pairs, wherever CONFIGS names none, if at all.
 table_configs=$CONFIGS
@@ -294,6 +306,7 @@ if [[ -n ${BASE:-} ]]; then
 		echo
 	done
 	echo "ratio = this build / the build of $BASE, per broker CPU-second, of the best rounds (highest msg/s of $ROUNDS rounds of $DURATION) and the median of the pairs' own ratios; trust the median"
+	warmup_note "$RESULTS"
 	run_summary
 	exit
 fi
@@ -305,4 +318,5 @@ if [[ -n ${PAIRED:-} ]]; then
 fi
 compare_table "$SCENARIOS" "$table_configs" "$RESULTS" "$extra"
 echo "ratio = configuration / none, per broker CPU-second, of the best rounds (highest msg/s of $ROUNDS rounds of $DURATION) and the median of the rounds' own ratios; trust the median"
+warmup_note "$RESULTS"
 run_summary
