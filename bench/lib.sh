@@ -201,11 +201,8 @@ end_run() {
 
 # warmup_note RESULTS: a line for each run in RESULTS whose broker took more
 # than one minor page fault per 100 messages in its measured interval
-# (mqload's broker_minor_faults): a broker still growing its heap touches
-# fresh pages, which cost 10-13 µs each on some virtual machines, so its
-# msg/CPU-s is low for a reason that goes away once it has collected its
-# garbage once. With mqgate's 64 MB heap floor, at 10,000 msg/s, a broker
-# with no web hook rule reached its first collection after 30-40 s.
+# (mqload's broker_minor_faults): it was still growing its heap, and its
+# msg/CPU-s pays for that (why and how long: WARMUP in webhook.sh).
 warmup_note() {
 	awk "$awk_lib"'
 {

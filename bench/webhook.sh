@@ -33,9 +33,9 @@
 #              the figure. At 10,000 msg/s a no-rule broker takes 30-40 s to
 #              reach its first garbage collection (64 MB heap floor) and
 #              touches a fresh page per 4 KB it allocates until then, 10-13
-#              µs each on a virtual machine (4% of its CPU); a broker with a
-#              rule allocates more, collects sooner, and stops faulting
-#              sooner. The table shows each best round's faults
+#              µs each on a virtual machine (1.5-5% of its CPU, measured); a
+#              broker with a rule allocates more, collects sooner, and stops
+#              faulting sooner. The table shows each best round's faults
 #              (broker_minor_faults), and a note names every run that took
 #              more than one per 100 messages
 #   BUDGET     seconds for the whole run; runs that would not fit are skipped (240)
