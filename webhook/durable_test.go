@@ -378,11 +378,14 @@ func TestBusFullCountedAndLogged(t *testing.T) {
 	rc := newReceiver(t, nil)
 	logs := &testutil.SyncBuffer{}
 	// A queue of 8, and a writer that lets 300 ms of events gather before
-	// it drains: a burst of 100 overflows it.
+	// it drains, or until 2 are in the queue: a burst of 1,000 overflows
+	// it, since the writer wakes and takes the queue in tens of
+	// microseconds and the burst puts an event in it every one or two.
+	const burst = 1000
 	d, bus := startDispatcher(t, webhook.Options{URL: rc.srv.URL, QueueSize: 8, CommitInterval: 300 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
 		Rules:  []webhook.Rule{rule(t, "web.hook.rule.message.publish.1", `{"action": "on_message_publish"}`)}})
-	for i := range 100 {
+	for i := range burst {
 		e := events.New()
 		e.Kind, e.FromClientID, e.Topic, e.Payload = events.MessagePublish, "c", "t", []byte(fmt.Sprint(i))
 		bus.Publish(e)
@@ -390,7 +393,7 @@ func TestBusFullCountedAndLogged(t *testing.T) {
 	deadline := time.Now().Add(wait)
 	for {
 		s := d.Stats()
-		if c := s.Total(events.MessagePublish); c.Delivered+s.BusDropped == 100 && strings.Contains(logs.String(), "events lost before the outbox") {
+		if c := s.Total(events.MessagePublish); c.Delivered+s.BusDropped == burst && strings.Contains(logs.String(), "events lost before the outbox") {
 			if s.BusDropped == 0 || c.Queued != c.Delivered {
 				t.Fatalf("%d lost on the bus, %+v", s.BusDropped, c)
 			}
@@ -402,7 +405,7 @@ func TestBusFullCountedAndLogged(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	// The delivered ones keep their order.
-	reqs := rc.waitFor(t, "the queued events", func(rs []request) bool { return len(rs) >= int(100-d.Stats().BusDropped) })
+	reqs := rc.waitFor(t, "the queued events", func(rs []request) bool { return len(rs) >= int(burst-d.Stats().BusDropped) })
 	last := -1
 	for i, b := range bodies(t, reqs) {
 		p, err := strconv.Atoi(b["payload"].(string))
@@ -410,6 +413,46 @@ func TestBusFullCountedAndLogged(t *testing.T) {
 			t.Fatalf("delivery %d carries payload %v after %d", i, b["payload"], last)
 		}
 		last = p
+	}
+}
+
+// TestWriterWakesBeforeInboxFills: with the endpoint down, the outbox
+// writer lets 100 ms of events gather before it commits them. Events that
+// come faster than a quarter of the queue in that time wake it sooner, so
+// that none is lost before the outbox: 4,000 events at about 20 a
+// millisecond, into a queue of 1,024, all reach the outbox. Before, the
+// queue was full after about 50 ms of each window, and the rest of the
+// window's events were lost.
+func TestWriterWakesBeforeInboxFills(t *testing.T) {
+	rc := newReceiver(t, func(int, *http.Request, []byte) (int, http.Header) { return http.StatusServiceUnavailable, nil })
+	d, bus := startDispatcher(t, webhook.Options{URL: rc.srv.URL, QueueSize: 1024, BreakerThreshold: 1,
+		MinBackoff: time.Minute, MaxBackoff: time.Minute,
+		Rules: []webhook.Rule{rule(t, "web.hook.rule.message.publish.1", `{"action": "on_message_publish"}`)}})
+	bus.Publish(&events.Event{Kind: events.MessagePublish, FromClientID: "c", Topic: "t", Payload: []byte("opens the breaker")})
+	waitQueued(t, d, 1)
+	waitOpen(t, d, rc.srv.URL)
+	const n = 4000
+	for i := range n {
+		e := events.New()
+		e.Kind, e.FromClientID, e.Topic, e.Payload = events.MessagePublish, "c", "t", []byte(strconv.Itoa(i))
+		bus.Publish(e)
+		if i%20 == 19 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		s := d.Stats()
+		if s.BusDropped > 0 {
+			t.Fatalf("%d of %d events lost before the outbox", s.BusDropped, n)
+		}
+		if s.Pending == n+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events pending of %d", s.Pending, n+1)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
