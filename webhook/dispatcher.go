@@ -639,13 +639,13 @@ func (d *Dispatcher) observe(e *events.Event) bool {
 		return true
 	}
 	d.inMu.Lock()
-	if d.inCount >= d.o.QueueSize || len(d.inbox)+len(d.stage) >= maxInbox {
+	size := len(d.inbox) + len(d.stage)
+	if d.inCount >= d.o.QueueSize || size >= maxInbox {
 		d.inMu.Unlock()
 		return false
 	}
 	d.inCount++
 	first := d.inCount == 1
-	size := len(d.inbox) + len(d.stage)
 	if len(e.Payload)+len(e.Topic) >= stageSize/2 {
 		d.flushStage()
 		d.inbox = appendInboxEntry(d.inbox, posting, e)
@@ -864,12 +864,11 @@ func (d *Dispatcher) gather() {
 	select {
 	case <-d.timer.C:
 	case <-d.filling:
-		// A signal may be left from events that an earlier commit took: it
-		// costs one commit sooner than needed, never one later.
 		d.timer.Stop()
 	case <-wake:
-		// A signal may be left from an event that an earlier commit took;
-		// it costs one commit sooner than needed, never one later.
+		// A signal of either channel may be left from events that an
+		// earlier commit took: it costs one commit sooner than needed,
+		// never one later.
 		d.timer.Stop()
 		time.Sleep(min(d.o.CommitInterval, wait-time.Since(start)))
 	}

@@ -456,6 +456,37 @@ func TestWriterWakesBeforeInboxFills(t *testing.T) {
 	}
 }
 
+// TestWriterWakesAtAQuarter: a writer that would wait 30 s between
+// commits (CommitInterval) takes the inbox as soon as it holds a quarter
+// of QueueSize events, or a quarter of its 64 MB: without the wake-up the
+// events would not reach the outbox within waitQueued's 10 s, on any
+// machine. The endpoint answers 503 and retries after a minute, so that no
+// acknowledgement wakes the writer instead.
+func TestWriterWakesAtAQuarter(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		queue, n, size int
+	}{
+		{"events", 1024, 256, 1},        // 256 of 1,024 events
+		{"bytes", 1 << 16, 16, 1 << 20}, // 16 events of 1 MB, their entries just over 16 MB
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := newReceiver(t, func(int, *http.Request, []byte) (int, http.Header) { return http.StatusServiceUnavailable, nil })
+			d, bus := startDispatcher(t, webhook.Options{URL: rc.srv.URL, QueueSize: tc.queue, CommitInterval: 30 * time.Second,
+				MinBackoff: time.Minute, MaxBackoff: time.Minute,
+				Rules: []webhook.Rule{rule(t, "web.hook.rule.message.publish.1", `{"action": "on_message_publish"}`)}})
+			payload := make([]byte, tc.size)
+			for range tc.n {
+				bus.Publish(&events.Event{Kind: events.MessagePublish, FromClientID: "c", Topic: "t", Payload: payload})
+			}
+			waitQueued(t, d, tc.n)
+			if s := d.Stats(); s.BusDropped != 0 {
+				t.Fatalf("%d events lost before the outbox", s.BusDropped)
+			}
+		})
+	}
+}
+
 // TestTwoRulesEveryRecordSurvivesRestart: an event that two rules post is
 // two records of the outbox, each with a sequence number of its own: after
 // a restart both deliveries of every event are still pending.
