@@ -160,12 +160,7 @@ type Dispatcher struct {
 	// groupWait is how long the outbox writer lets events gather before a
 	// commit: CommitInterval, or batchCommitInterval when that is longer.
 	groupWait time.Duration
-	// prompt marks the kinds that some rule posts one by one while other
-	// rules batch (groupWait > CommitInterval): an event of one of them
-	// cuts the writer's wait down to CommitInterval (see gather).
-	prompt [events.NumKinds]bool
-	wake   chan struct{} // signalled by observe for the prompt kinds
-	timer  *time.Timer   // gather's, stopped between waits
+	timer     *time.Timer // gather's, stopped between waits
 	// commitGap is how long after a gather starts the writer takes the
 	// inbox at the soonest: groupWait, or CommitInterval where an event
 	// of a prompt kind may cut the wait short; 0 when events do not
@@ -193,20 +188,15 @@ type Dispatcher struct {
 	// like arena.
 	unspillBuf []byte
 
-	// The inbox: the events observe took from the bus, as entries that
-	// hold their event records (see observe), until the outbox writer
-	// takes them all at once (takeInbox). Taking an event this way
+	// in is where observe leaves the events it takes from the bus until the
+	// outbox writer takes them all at once (takeInbox), as entries that
+	// hold their event records (see observe). Taking an event this way
 	// costs the broker's goroutine a copy of its fields; handing over the
 	// event itself (a channel of pooled events, released by the writer)
 	// cost it and the writer more, and kept every event, and its payload,
 	// out of the pool until the next commit.
-	inMu    sync.Mutex
-	inbox   []byte
-	stage   []byte        // the inbox's last entries, up to stageSize bytes: see observe
-	inCount int           // events in inbox and stage, at most Options.QueueSize
-	inSpare []byte        // the writer's: the inbox it took last, for reuse
-	ready   chan struct{} // signalled when the inbox gets its first event
-	filling chan struct{} // signalled when the inbox reaches a quarter of its bounds: see gather
+	in      *inbox
+	inSpare []byte // the writer's: the inbox it took last, for reuse
 
 	epMu   sync.Mutex
 	eps    map[string]*endpoint
@@ -289,15 +279,14 @@ func New(o Options) (*Dispatcher, error) {
 		}
 	}
 	d := &Dispatcher{
-		o:       o,
-		log:     o.Logger,
-		heads:   newBodyHeads(o.Node),
-		ids:     newIDSource(),
-		eps:     map[string]*endpoint{},
-		kick:    make(chan struct{}, 1),
-		ready:   make(chan struct{}, 1),
-		filling: make(chan struct{}, 1),
-		dead:    &deadLetters{path: filepath.Join(o.Dir, DeadFile)},
+		o:     o,
+		log:   o.Logger,
+		heads: newBodyHeads(o.Node),
+		ids:   newIDSource(),
+		eps:   map[string]*endpoint{},
+		kick:  make(chan struct{}, 1),
+		in:    newInbox(o.QueueSize),
+		dead:  &deadLetters{path: filepath.Join(o.Dir, DeadFile)},
 	}
 	d.client = &http.Client{Transport: newTransport(o.PoolSize, o.TLS, 0)}
 	d.batchClient = &http.Client{Transport: newTransport(o.PoolSize, o.TLS, batchWriteBuffer)}
@@ -323,13 +312,13 @@ func New(o Options) (*Dispatcher, error) {
 	if d.groupWait > o.CommitInterval {
 		for _, r := range o.Rules {
 			if r.Batch.MaxSize == 0 {
-				d.prompt[r.Event] = true
+				d.in.prompt[r.Event] = true
 			}
 		}
 	}
 	if o.CommitInterval > 0 {
 		d.commitGap = d.groupWait
-		if slices.Contains(d.prompt[:], true) {
+		if slices.Contains(d.in.prompt[:], true) {
 			d.commitGap = o.CommitInterval
 		}
 	}
@@ -523,8 +512,8 @@ func (d *Dispatcher) Kinds() []events.Kind {
 // Start subscribes to bus and starts delivering, beginning with the events
 // left pending by a previous run.
 func (d *Dispatcher) Start(bus *events.Bus) {
-	if slices.Contains(d.prompt[:], true) {
-		d.wake = make(chan struct{}, 1)
+	if slices.Contains(d.in.prompt[:], true) {
+		d.in.wake = make(chan struct{}, 1)
 	}
 	d.timer = time.NewTimer(time.Hour)
 	d.timer.Stop()
@@ -614,6 +603,98 @@ func (d *Dispatcher) allDown() bool {
 // for that long, more than a disk takes in.
 const maxInbox = 64 << 20
 
+// inbox is where observe leaves the events it takes from the bus until
+// the outbox writer takes them (see observe): all of the dispatcher that
+// observe touches but its rules, and the bounds and wake-ups of the
+// inbox in one place. It is allocated on its own, in 128 bytes, whose size
+// class puts it on two whole cache lines (the allocator places a span's
+// objects at multiples of their size). As fields of the Dispatcher, what
+// observe read and wrote was spread over four or five cache lines, some
+// of them shared with fields the outbox writer writes.
+type inbox struct {
+	mu      sync.Mutex
+	count   int // events in entries and stage, at most limit
+	limit   int // Options.QueueSize
+	quarter int // count at which observe signals filling
+	entries []byte
+	stage   []byte        // the inbox's last entries, up to stageSize bytes: see observe
+	ready   chan struct{} // signalled when the inbox gets its first event
+	filling chan struct{} // signalled when the inbox reaches a quarter of its bounds: see gather
+	// wake is signalled by observe for the prompt kinds: those that
+	// some rule posts one by one while other rules batch (groupWait >
+	// CommitInterval); an event of one of them cuts the writer's wait
+	// down to CommitInterval (see gather). nil when no kind is prompt.
+	wake   chan struct{}
+	prompt [events.NumKinds]bool
+}
+
+// The inbox must fit in 128 bytes (see inbox): this does not compile when
+// it does not.
+var _ [128 - unsafe.Sizeof(inbox{})]byte
+
+// newInbox returns an empty inbox for up to limit events.
+func newInbox(limit int) *inbox {
+	return &inbox{
+		limit:   limit,
+		quarter: max(limit/4, 1),
+		ready:   make(chan struct{}, 1),
+		filling: make(chan struct{}, 1),
+	}
+}
+
+// put adds the entry of event e, posted by the rules whose indexes are in
+// posting (see observe); false when the inbox is full.
+func (in *inbox) put(posting []byte, e *events.Event) bool {
+	in.mu.Lock()
+	size := len(in.entries) + len(in.stage)
+	if in.count >= in.limit || size >= maxInbox {
+		in.mu.Unlock()
+		return false
+	}
+	in.count++
+	first := in.count == 1
+	if len(e.Payload)+len(e.Topic) >= stageSize/2 {
+		in.flushStage()
+		in.entries = appendInboxEntry(in.entries, posting, e)
+	} else {
+		in.stage = appendInboxEntry(in.stage, posting, e)
+		if len(in.stage) >= stageSize {
+			in.flushStage()
+		}
+	}
+	filling := in.count == in.quarter ||
+		size < maxInbox/4 && len(in.entries)+len(in.stage) >= maxInbox/4
+	in.mu.Unlock()
+	if first {
+		signal(in.ready)
+	}
+	if filling {
+		signal(in.filling)
+	}
+	if in.prompt[e.Kind] && in.wake != nil {
+		signal(in.wake)
+	}
+	return true
+}
+
+// flushStage moves the stage's entries to the end of the inbox. in.mu
+// must be held.
+func (in *inbox) flushStage() {
+	in.entries = append(in.entries, in.stage...)
+	in.stage = in.stage[:0]
+}
+
+// take returns the inbox's events and empties it, leaving spare, an empty
+// slice, to hold the next.
+func (in *inbox) take(spare []byte) []byte {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.flushStage()
+	recs := in.entries
+	in.entries, in.count = spare, 0
+	return recs
+}
+
 // observe takes event e from the bus into the inbox, if a rule posts it;
 // false when the inbox is full (Options.QueueSize events, or maxInbox
 // bytes). It runs on the publisher's goroutine. An entry of the inbox is
@@ -638,36 +719,7 @@ func (d *Dispatcher) observe(e *events.Event) bool {
 	if len(posting) == 0 {
 		return true
 	}
-	d.inMu.Lock()
-	size := len(d.inbox) + len(d.stage)
-	if d.inCount >= d.o.QueueSize || size >= maxInbox {
-		d.inMu.Unlock()
-		return false
-	}
-	d.inCount++
-	first := d.inCount == 1
-	if len(e.Payload)+len(e.Topic) >= stageSize/2 {
-		d.flushStage()
-		d.inbox = appendInboxEntry(d.inbox, posting, e)
-	} else {
-		d.stage = appendInboxEntry(d.stage, posting, e)
-		if len(d.stage) >= stageSize {
-			d.flushStage()
-		}
-	}
-	filling := d.inCount == max(d.o.QueueSize/4, 1) ||
-		size < maxInbox/4 && len(d.inbox)+len(d.stage) >= maxInbox/4
-	d.inMu.Unlock()
-	if first {
-		signal(d.ready)
-	}
-	if filling {
-		signal(d.filling)
-	}
-	if d.prompt[e.Kind] && d.wake != nil {
-		signal(d.wake)
-	}
-	return true
+	return d.in.put(posting, e)
 }
 
 // stageSize is the most bytes observe writes to the stage before it moves
@@ -681,13 +733,6 @@ func (d *Dispatcher) observe(e *events.Event) bool {
 // (webhook/README.md). Events whose payload and topic alone fill half the
 // stage go to the inbox directly.
 const stageSize = 4 << 10
-
-// flushStage moves the stage's entries to the end of the inbox. d.inMu
-// must be held.
-func (d *Dispatcher) flushStage() {
-	d.inbox = append(d.inbox, d.stage...)
-	d.stage = d.stage[:0]
-}
 
 // appendInboxEntry appends to b the inbox entry of event e posted by the
 // rules whose indexes are in posting (see observe).
@@ -764,19 +809,14 @@ func signal(c chan struct{}) {
 
 // takeInbox returns the inbox's events and empties it.
 func (d *Dispatcher) takeInbox() []byte {
-	d.inMu.Lock()
-	defer d.inMu.Unlock()
-	d.flushStage()
-	recs := d.inbox
-	d.inbox, d.inCount = d.inSpare[:0], 0
-	return recs
+	return d.in.take(d.inSpare[:0])
 }
 
 // inboxLen is how many events the inbox holds.
 func (d *Dispatcher) inboxLen() int {
-	d.inMu.Lock()
-	defer d.inMu.Unlock()
-	return d.inCount
+	d.in.mu.Lock()
+	defer d.in.mu.Unlock()
+	return d.in.count
 }
 
 // run moves events from the inbox into the outbox, and acknowledged
@@ -794,7 +834,7 @@ func (d *Dispatcher) run() {
 			}
 		}
 		select {
-		case <-d.ready:
+		case <-d.in.ready:
 		case <-d.kick:
 		case <-closed:
 			open = false // observe is not called again: take what it left
@@ -857,13 +897,13 @@ func (d *Dispatcher) gather() {
 	if d.allDown() {
 		wait = max(wait, outageCommitInterval) // nothing is delivered before a probe succeeds
 	} else if wait > d.o.CommitInterval {
-		wake = d.wake
+		wake = d.in.wake
 	}
 	start := time.Now()
 	d.timer.Reset(wait)
 	select {
 	case <-d.timer.C:
-	case <-d.filling:
+	case <-d.in.filling:
 		d.timer.Stop()
 	case <-wake:
 		// A signal of either channel may be left from events that an

@@ -15,7 +15,7 @@ import (
 // each, in the order they came, with the rules that post them; a take
 // leaves nothing behind for the next, and a full inbox refuses events.
 func TestInboxKeepsOrder(t *testing.T) {
-	d := &Dispatcher{o: Options{QueueSize: 1 << 20}, ready: make(chan struct{}, 1)}
+	d := &Dispatcher{in: newInbox(1 << 20)}
 	d.rules[events.MessagePublish] = []ruleRT{{Rule: Rule{Event: events.MessagePublish, Topic: "a/#"}}, {Rule: Rule{Event: events.MessagePublish}}}
 	n := 0
 	publish := func(topic string, size int) {
@@ -84,8 +84,8 @@ func TestInboxKeepsOrder(t *testing.T) {
 	from := n
 	publish("a/b", 20)
 	publish("b", 20)
-	if len(d.stage) == 0 || len(d.inbox) != 0 {
-		t.Fatalf("two small events: stage %d bytes, inbox %d, want them in the stage", len(d.stage), len(d.inbox))
+	if len(d.in.stage) == 0 || len(d.in.entries) != 0 {
+		t.Fatalf("two small events: stage %d bytes, inbox %d, want them in the stage", len(d.in.stage), len(d.in.entries))
 	}
 	check(from)
 	// A big event first.
@@ -95,7 +95,7 @@ func TestInboxKeepsOrder(t *testing.T) {
 	check(from)
 
 	// Full: QueueSize events, whether in the stage or the inbox.
-	d.o.QueueSize = 3
+	d.in.limit = 3
 	from = n
 	for range 3 {
 		publish("b", 20)
