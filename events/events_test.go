@@ -1,8 +1,11 @@
 package events
 
 import (
+	"net/netip"
+	"reflect"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestBusDeliversWantedKindsOnly(t *testing.T) {
@@ -101,6 +104,41 @@ func TestReleaseCountsEveryReference(t *testing.T) {
 	(<-c.C()).Release()
 	if e.ClientID != "" || e.Kind != 0 {
 		t.Fatalf("not cleared after the last release: %+v", e)
+	}
+}
+
+// TestNewIsZeroed: New returns a zeroed event, also when it reuses one
+// that was released with every field set, through an observer or a
+// subscription; the broker sets only the fields of an event's kind on it.
+func TestNewIsZeroed(t *testing.T) {
+	b := NewBus()
+	defer b.Close()
+	b.Observe("o", func(*Event) bool { return true }, MessagePublish)
+	s := b.Subscribe("s", 1, ClientConnected)
+	full := func(k Kind) *Event {
+		e := New()
+		now := time.Now()
+		*e = Event{
+			Kind: k, Time: now, ClientID: "c", Username: "u", UsernameSet: true,
+			Peer: netip.MustParseAddrPort("127.0.0.1:1883"), Listener: "l", ProtoName: "MQTT",
+			ProtoVer: 5, KeepAlive: 60, CleanStart: true, ExpiryInterval: 9, ConnAck: 1,
+			ConnectedAt: now, Reason: "r", Topic: "t", Opts: SubOpts{QoS: 1, RH: 1, RAP: true, NL: true},
+			QoS: 2, Retain: true, Payload: []byte("p"), FromClientID: "f", FromUsername: "fu",
+			FromUserSet: true, MessageID: 7, MessageTime: now,
+		}
+		return e
+	}
+	for i := range 100 {
+		observed := full(MessagePublish)
+		b.Publish(observed)
+		subscribed := full(ClientConnected)
+		b.Publish(subscribed)
+		(<-s.C()).Release()
+		for _, e := range []*Event{observed, subscribed, New()} {
+			if !reflect.ValueOf(*e).IsZero() {
+				t.Fatalf("round %d: a released or new event is not zeroed: %+v", i, e)
+			}
+		}
 	}
 }
 
