@@ -276,35 +276,42 @@ function best(k,   r) {
 }
 '
 
-# compare_table SCENARIOS CONFIGS RESULTS [EXTRA]: from mqload's JSON result
-# lines in RESULTS, a table of the best round (highest msg/s) of each
+# compare_table SCENARIOS CONFIGS RESULTS [EXTRA] [MEDIANS]: from mqload's JSON
+# result lines in RESULTS, a table of the best round (highest msg/s) of each
 # scenario and configuration, its msg per broker CPU-second and the ratio
 # of that to the first configuration's, and the median of the per-round
 # ratios (the runs of a round share the machine's mood; the best rounds
 # may not). EXTRA names more numeric fields of the lines to show, space
-# separated. Rounds with an error or lost messages do not count.
+# separated; MEDIANS names numeric fields whose per-round ratios to the
+# first configuration's get a median column each (for a latency such as
+# p50 or p99, above 1 is slower). Rounds with an error or lost messages do
+# not count.
 compare_table() {
-	awk -v scenarios="$1" -v configs="$2" -v extra="${4:-}" "$awk_lib"'
+	awk -v scenarios="$1" -v configs="$2" -v extra="${4:-}" -v medians="${5:-}" "$awk_lib"'
 counted() {
-	rc[sc, b, num("round")] = num("msgs_per_cpu_sec")
-	if (num("round") > maxround) maxround = num("round")
+	rd = num("round")
+	rc[sc, b, rd, 0] = num("msgs_per_cpu_sec")
+	for (y = 1; y <= ny; y++)
+		rc[sc, b, rd, y] = num(yl[y])
+	if (rd > maxround) maxround = rd
 	if (best(sc SUBSEP b))
 		for (x = 1; x <= nx; x++)
 			ex[sc, b, x] = num(xl[x])
 }
-# median of the per-round ratios c / base per CPU-second in sc: the runs of
-# one round ran back to back, so they share the machine'"'"'s mood.
-function median(sc, c, base,   k, m, v, i, j, t) {
+# median of the per-round ratios c / base of field f (0: per CPU-second,
+# else the f-th of MEDIANS) in sc: the runs of one round ran back to back,
+# or side by side, so they share the machine'"'"'s mood.
+function median(sc, c, base, f,   k, m, v, i, j, t) {
 	m = 0
 	for (k = 1; k <= maxround; k++)
-		if ((sc, base, k) in rc && (sc, c, k) in rc && rc[sc, base, k] > 0)
-			v[++m] = rc[sc, c, k] / rc[sc, base, k]
+		if ((sc, base, k, f) in rc && (sc, c, k, f) in rc && rc[sc, base, k, f] > 0)
+			v[++m] = rc[sc, c, k, f] / rc[sc, base, k, f]
 	if (m == 0) return "-"
 	for (i = 2; i <= m; i++)
 		for (j = i; j > 1 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
 	return sprintf("%.2f", m % 2 ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2)
 }
-BEGIN { nx = split(extra, xl, " ") }
+BEGIN { nx = split(extra, xl, " "); ny = split(medians, yl, " ") }
 END {
 	ns = split(scenarios, sl, " ")
 	nc = split(configs, cl, " ")
@@ -312,6 +319,10 @@ END {
 	rule = ""
 	for (x = 1; x <= nx; x++) {
 		head = head " | " xl[x]
+		rule = rule " ---: |"
+	}
+	for (y = 1; y <= ny; y++) {
+		head = head " | median " yl[y] " ratio"
 		rule = rule " ---: |"
 	}
 	printf "| scenario | configuration | msg/s | msg/CPU-s | ratio per CPU-s | median of round ratios | broker CPU %%%s | rounds not counted |\n", head
@@ -324,9 +335,11 @@ END {
 				printf "| %s | %s | no result |\n", sc, c
 				continue
 			}
-			printf "| %s | %s | %s | %s | %s | %s | %.0f", sc, c, commas(rate[sc, c]), commas(cpu[sc, c]), ratio(cpu[sc, c], cpu[sc, cl[1]]), median(sc, c, cl[1]), pct[sc, c]
+			printf "| %s | %s | %s | %s | %s | %s | %.0f", sc, c, commas(rate[sc, c]), commas(cpu[sc, c]), ratio(cpu[sc, c], cpu[sc, cl[1]]), median(sc, c, cl[1], 0), pct[sc, c]
 			for (x = 1; x <= nx; x++)
 				printf " | %s", commas(ex[sc, c, x])
+			for (y = 1; y <= ny; y++)
+				printf " | %s", median(sc, c, cl[1], y)
 			printf " | %d |\n", bad[sc, c]
 		}
 	}

@@ -296,13 +296,20 @@ done
 
 echo
 extra="hook_events broker_minor_faults"
-if [[ -n ${PROFILE:-} ]]; then extra+=" hook_cpu_pct mqtt_path_msg_per_cpu_s"; fi
+medians=""
+if [[ -n ${PROFILE:-} ]]; then
+	extra+=" hook_cpu_pct mqtt_path_msg_per_cpu_s"
+	medians=mqtt_path_msg_per_cpu_s
+fi
+# Paired runs are of the latency scenario: the medians of the pairs'
+# ratios of its latencies say whether a configuration slows the messages.
+if [[ -n ${PAIRED:-} ]]; then medians+=" p50 p99"; fi
 # The table compares with its first configuration: in paired runs that is
 # the no-rule brokers of the pairs, wherever CONFIGS names none, if at all.
 table_configs=$CONFIGS
 if [[ -n ${BASE:-} ]]; then
 	for conf in $CONFIGS; do
-		compare_table "$SCENARIOS" "$conf@base $conf" "$RESULTS" "$extra"
+		compare_table "$SCENARIOS" "$conf@base $conf" "$RESULTS" "$extra" "$medians"
 		echo
 	done
 	echo "ratio = this build / the build of $BASE, per broker CPU-second, of the best rounds (highest msg/s of $ROUNDS rounds of $DURATION) and the median of the pairs' own ratios; trust the median"
@@ -316,7 +323,7 @@ if [[ -n ${PAIRED:-} ]]; then
 		[[ $conf == none ]] || table_configs+=" $conf"
 	done
 fi
-compare_table "$SCENARIOS" "$table_configs" "$RESULTS" "$extra"
+compare_table "$SCENARIOS" "$table_configs" "$RESULTS" "$extra" "$medians"
 echo "ratio = configuration / none, per broker CPU-second, of the best rounds (highest msg/s of $ROUNDS rounds of $DURATION) and the median of the rounds' own ratios; trust the median"
 warmup_note "$RESULTS"
 run_summary
