@@ -51,7 +51,7 @@
 #              saturating one the two brokers would split the core.
 #              The table adds the medians of the pairs' ratios of the p50
 #              and p99 latencies (above 1: the configuration's messages
-#              took longer), and with PROFILE of the MQTT path's msg/CPU-s
+#              took longer), and with PROFILE of the MQTT path's msg/CPU-s.
 #   BASE       a git revision: with PAIRED, each configuration (none too)
 #              runs beside the same configuration built from BASE instead
 #              of beside a no-rule broker, labelled <config>@base, and the
