@@ -189,7 +189,7 @@ type Dispatcher struct {
 	unspillBuf []byte
 
 	// in is where observe leaves the events it takes from the bus until the
-	// outbox writer takes them all at once (takeInbox), as entries that
+	// outbox writer takes them all at once (inbox.take), as entries that
 	// hold their event records (see observe). Taking an event this way
 	// costs the broker's goroutine a copy of its fields; handing over the
 	// event itself (a channel of pooled events, released by the writer)
@@ -512,9 +512,6 @@ func (d *Dispatcher) Kinds() []events.Kind {
 // Start subscribes to bus and starts delivering, beginning with the events
 // left pending by a previous run.
 func (d *Dispatcher) Start(bus *events.Bus) {
-	if slices.Contains(d.in.prompt[:], true) {
-		d.in.wake = make(chan struct{}, 1)
-	}
 	d.timer = time.NewTimer(time.Hour)
 	d.timer.Stop()
 	d.sub = bus.Observe("webhook", d.observe, d.Kinds()...)
@@ -625,7 +622,7 @@ type inbox struct {
 	// wake is signalled by observe for the prompt kinds: those that
 	// some rule posts one by one while other rules batch (groupWait >
 	// CommitInterval); an event of one of them cuts the writer's wait
-	// down to CommitInterval (see gather). nil when no kind is prompt.
+	// down to CommitInterval (see gather).
 	wake   chan struct{}
 	prompt [events.NumKinds]bool
 }
@@ -641,6 +638,7 @@ func newInbox(limit int) *inbox {
 		quarter: max(limit/4, 1),
 		ready:   make(chan struct{}, 1),
 		filling: make(chan struct{}, 1),
+		wake:    make(chan struct{}, 1),
 	}
 }
 
@@ -673,7 +671,7 @@ func (in *inbox) put(posting []byte, e *events.Event) bool {
 	if filling {
 		signal(in.filling)
 	}
-	if in.prompt[e.Kind] && in.wake != nil {
+	if in.prompt[e.Kind] {
 		signal(in.wake)
 	}
 	return true
@@ -695,6 +693,13 @@ func (in *inbox) take(spare []byte) []byte {
 	recs := in.entries
 	in.entries, in.count = spare, 0
 	return recs
+}
+
+// len is how many events the inbox holds.
+func (in *inbox) len() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.count
 }
 
 // observe takes event e from the bus into the inbox, if a rule posts it;
@@ -809,18 +814,6 @@ func signal(c chan struct{}) {
 	}
 }
 
-// takeInbox returns the inbox's events and empties it.
-func (d *Dispatcher) takeInbox() []byte {
-	return d.in.take(d.inSpare[:0])
-}
-
-// inboxLen is how many events the inbox holds.
-func (d *Dispatcher) inboxLen() int {
-	d.in.mu.Lock()
-	defer d.in.mu.Unlock()
-	return d.in.count
-}
-
 // run moves events from the inbox into the outbox, and acknowledged
 // deliveries out of it, one write per batch (fsynced per SyncInterval).
 func (d *Dispatcher) run() {
@@ -841,7 +834,7 @@ func (d *Dispatcher) run() {
 		case <-closed:
 			open = false // observe is not called again: take what it left
 		}
-		if open && d.o.CommitInterval > 0 && d.inboxLen() < maxCommit {
+		if open && d.o.CommitInterval > 0 && d.in.len() < maxCommit {
 			// Let a group gather: one wake-up and one write for all the
 			// events of the window instead of one per event, and for the
 			// acknowledgements of the deliveries that end meanwhile (a
@@ -849,7 +842,7 @@ func (d *Dispatcher) run() {
 			d.gather()
 		}
 		d.quietFrom.Store(0)
-		all := d.takeInbox()
+		all := d.in.take(d.inSpare[:0])
 		recs := all
 		for {
 			// Up to maxCommit events, and the records they make: one per

@@ -11,7 +11,7 @@ import (
 )
 
 // TestInboxKeepsOrder: the inbox entries observe makes, through the stage
-// or, for big events, straight into the inbox, come out of takeInbox once
+// or, for big events, straight into the inbox, come out of inbox.take once
 // each, in the order they came, with the rules that post them; a take
 // leaves nothing behind for the next, and a full inbox refuses events.
 func TestInboxKeepsOrder(t *testing.T) {
@@ -31,9 +31,9 @@ func TestInboxKeepsOrder(t *testing.T) {
 	// by rules 0 and 1 on a/ topics and by rule 1 alone on others.
 	check := func(from int) {
 		t.Helper()
-		recs := d.takeInbox()
-		if d.inboxLen() != 0 {
-			t.Fatalf("%d events left after a take", d.inboxLen())
+		recs := d.in.take(nil)
+		if d.in.len() != 0 {
+			t.Fatalf("%d events left after a take", d.in.len())
 		}
 		for i := from; i < n; i++ {
 			if len(recs) == 0 {
