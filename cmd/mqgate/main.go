@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"sync"
 	"syscall"
 	"time"
 
@@ -103,11 +104,16 @@ func serve(args, environ []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := fs.String("c", "", "config file (key = value); embedded defaults when empty")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	cpuprofileAfter := fs.Duration("cpuprofile-after", 0, "start the -cpuprofile this long after the start: a load's warm-up left out")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if *cpuprofileAfter < 0 {
+		fmt.Fprintf(stderr, "mqgate: -cpuprofile-after %v: negative\n", *cpuprofileAfter)
+		return 2
+	}
 	if *cpuprofile != "" {
-		stopProfile, err := startCPUProfile(*cpuprofile)
+		stopProfile, err := startCPUProfile(*cpuprofile, *cpuprofileAfter, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "mqgate: -cpuprofile: %v\n", err)
 			return 2
@@ -324,19 +330,47 @@ func brokerOptions(cfg *config.Config, log *slog.Logger) (broker.Options, *liste
 	return o, certs, nil
 }
 
-// startCPUProfile starts writing a CPU profile to path; the returned
-// function stops it and closes the file.
-func startCPUProfile(path string) (func(), error) {
+// startCPUProfile starts writing a CPU profile to path, at once or, when
+// after is positive, that long from now (a failure then is written to
+// stderr); the returned function stops it and closes the file. A profile
+// stopped before it started leaves the file empty.
+func startCPUProfile(path string, after time.Duration, stderr io.Writer) (func(), error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("start profile: %w", err)
+	if after <= 0 {
+		if err := pprof.StartCPUProfile(f); err != nil {
+			_ = f.Close()
+			return nil, fmt.Errorf("start profile: %w", err)
+		}
+		return func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		}, nil
 	}
+	var mu sync.Mutex
+	started, stopped := false, false
+	t := time.AfterFunc(after, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "mqgate: -cpuprofile: start profile: %v\n", err)
+			return
+		}
+		started = true
+	})
 	return func() {
-		pprof.StopCPUProfile()
+		t.Stop()
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		if started {
+			pprof.StopCPUProfile()
+		}
 		_ = f.Close()
 	}, nil
 }
