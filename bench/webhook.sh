@@ -16,6 +16,8 @@
 #          as an EMQX 4 configuration that batches its messages would have
 #   down   the per-event rule with nothing listening at the URL: every event
 #          goes to the outbox and stays there (the breaker is open)
+#   down1000  batch1000's rule with nothing listening at the URL: an outage
+#          of batch1000's receiver (PAIR_WITH=batch1000 CONFIGS=down1000)
 #
 # Every run gets a freshly started broker (and receiver) on 127.0.0.1 and a
 # fresh data directory; both are stopped by pid afterwards, also on exit. The
@@ -24,7 +26,7 @@
 #
 # Environment (all optional):
 #   SCENARIOS  mqload scenarios             (fanin qos1)
-#   CONFIGS    configurations               (none up batch down; batch1000, emqx on request)
+#   CONFIGS    configurations               (none up batch down; batch1000, emqx, down1000 on request)
 #   ROUNDS     rounds per configuration     (3)
 #   DURATION   measured interval per run    (4s)
 #   WARMUP     load before the measured interval, whole seconds or a
@@ -52,6 +54,10 @@
 #              The table adds the medians of the pairs' ratios of the p50
 #              and p99 latencies (above 1: the configuration's messages
 #              took longer), and with PROFILE of the MQTT path's msg/CPU-s.
+#   PAIR_WITH  with PAIRED, the configuration that each of CONFIGS runs
+#              beside instead of none, and that the table compares with:
+#              PAIR_WITH=up CONFIGS=down measures what an outage of the
+#              receiver costs against the same rule with the receiver up
 #   BASE       a git revision: with PAIRED, each configuration (none too)
 #              runs beside the same configuration built from BASE instead
 #              of beside a no-rule broker, labelled <config>@base, and the
@@ -71,7 +77,12 @@
 #              table then also shows the dispatcher's share of the
 #              profile's samples (hook_cpu_pct: goroutines labelled
 #              mqgate=webhook) and the msg/CPU-s of the rest, the MQTT
-#              path (mqtt_path_msg_per_cpu_s)
+#              path (mqtt_path_msg_per_cpu_s). The profile starts WARMUP
+#              after the broker (mqgate serve -cpuprofile-after), so that
+#              it covers the measured interval, give or take the second
+#              the load takes to start and the broker to stop; a BASE
+#              build without that flag makes both builds' profiles cover
+#              their whole runs, warm-up included, as before it
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 1
@@ -88,6 +99,11 @@ fi
 BUDGET=${BUDGET:-240}
 if [[ -n ${BASE:-} && -z ${PAIRED:-} ]]; then
 	echo "webhook.sh: BASE compares two builds side by side: it needs PAIRED=1" >&2
+	exit 2
+fi
+PAIR_WITH=${PAIR_WITH:-none}
+if [[ $PAIR_WITH != none && ( -z ${PAIRED:-} || -n ${BASE:-} ) ]]; then
+	echo "webhook.sh: PAIR_WITH runs each configuration beside another: it needs PAIRED=1, and not BASE" >&2
 	exit 2
 fi
 if [[ -n ${PAIRED:-} ]]; then
@@ -125,7 +141,7 @@ write_conf() {
 		case $name in
 		up | down) echo 'web.hook.rule.message.publish.1 = {"action": "on_message_publish"}' ;;
 		batch) echo 'web.hook.rule.message.publish.1 = {"action": "on_message_publish", "batch": {"max_size": 100, "max_delay": "10ms"}}' ;;
-		batch1000) echo 'web.hook.rule.message.publish.1 = {"action": "on_message_publish", "batch": {"max_size": 1000, "max_delay": "100ms"}}' ;;
+		batch1000 | down1000) echo 'web.hook.rule.message.publish.1 = {"action": "on_message_publish", "batch": {"max_size": 1000, "max_delay": "100ms"}}' ;;
 		emqx)
 			echo 'web.hook.rule.message.publish.1 = {"action": "on_message_publish", "batch": {"max_size": 1000, "max_delay": "100ms"}}'
 			local ev
@@ -172,6 +188,15 @@ if [[ -n ${BASE:-} ]]; then
 	rm -rf "$tmp/base-src"
 fi
 
+# Profiles leave the warm-up out where every build can (see PROFILE).
+profile_after=()
+if [[ -n ${PROFILE:-} ]]; then
+	profile_after=(-cpuprofile-after "$WARMUP")
+	for bin in "$tmp/mqgate" ${BASE:+"$tmp/mqgate-base"}; do
+		"$bin" serve -h 2>&1 | grep -q -- -cpuprofile-after || profile_after=()
+	done
+fi
+
 # A run's worst case: DURATION, WARMUP and 6 s.
 warm=${WARMUP%s}
 warm=${warm%%.*}
@@ -202,7 +227,7 @@ start_run() {
 	write_conf "$conf" "$port" "$rport" "$tmp/data-$slot" "$label"
 	if [[ -n ${PROFILE:-} ]]; then
 		mkdir -p "$PROFILE"
-		prof=(-cpuprofile "$PROFILE/$label-$scenario-$round.prof")
+		prof=(-cpuprofile "$PROFILE/$label-$scenario-$round.prof" "${profile_after[@]}")
 	fi
 	if ! mqgate_bin=$(binary "$label") start_mqgate "$tmp/$label.conf" "$tmp/$label.log" "$port" "${prof[@]}"; then
 		start_failed "$scenario" "$label" "$round"
@@ -260,7 +285,8 @@ for round in $(seq 1 "$ROUNDS"); do
 			done
 			continue
 		fi
-		# Paired: each configuration beside its own no-rule broker, both
+		# Paired: each configuration beside its own no-rule broker (or
+		# PAIR_WITH's), both
 		# at once; the pair shares a round number of its own. Both brokers
 		# are started before either load, so that the two measured
 		# intervals are the same seconds: a load started a second after
@@ -276,10 +302,10 @@ for round in $(seq 1 "$ROUNDS"); do
 			pair=$((round * 10 + i))
 			if [[ -n ${BASE:-} ]]; then
 				twin=("$conf" "$scenario" "$pair" 0 "$conf@base")
-			elif [[ $conf == none ]]; then
+			elif [[ $conf == "$PAIR_WITH" ]]; then
 				continue
 			else
-				twin=(none "$scenario" "$pair" 0 none)
+				twin=("$PAIR_WITH" "$scenario" "$pair" 0 "$PAIR_WITH")
 			fi
 			run_fits || continue
 			label=${twin[4]}
@@ -308,7 +334,8 @@ fi
 # ratios of its latencies say whether a configuration slows the messages.
 if [[ -n ${PAIRED:-} ]]; then medians+=" p50 p99"; fi
 # The table compares with its first configuration: in paired runs that is
-# the no-rule brokers of the pairs, wherever CONFIGS names none, if at all.
+# the twins of the pairs (no rule, or PAIR_WITH), wherever CONFIGS names
+# it, if at all.
 table_configs=$CONFIGS
 if [[ -n ${BASE:-} ]]; then
 	for conf in $CONFIGS; do
@@ -321,12 +348,12 @@ if [[ -n ${BASE:-} ]]; then
 	exit
 fi
 if [[ -n ${PAIRED:-} ]]; then
-	table_configs=none
+	table_configs=$PAIR_WITH
 	for conf in $CONFIGS; do
-		[[ $conf == none ]] || table_configs+=" $conf"
+		[[ $conf == "$PAIR_WITH" ]] || table_configs+=" $conf"
 	done
 fi
 compare_table "$SCENARIOS" "$table_configs" "$RESULTS" "$extra" "$medians"
-echo "ratio = configuration / none, per broker CPU-second, of the best rounds (highest msg/s of $ROUNDS rounds of $DURATION) and the median of the rounds' own ratios; trust the median"
+echo "ratio = configuration / $PAIR_WITH, per broker CPU-second, of the best rounds (highest msg/s of $ROUNDS rounds of $DURATION) and the median of the rounds' own ratios; trust the median"
 warmup_note "$RESULTS"
 run_summary
