@@ -193,7 +193,8 @@ profile_after=()
 if [[ -n ${PROFILE:-} ]]; then
 	profile_after=(-cpuprofile-after "$WARMUP")
 	for bin in "$tmp/mqgate" ${BASE:+"$tmp/mqgate-base"}; do
-		"$bin" serve -h 2>&1 | grep -q -- -cpuprofile-after || profile_after=()
+		usage=$("$bin" serve -h 2>&1) # exits 2
+		[[ $usage == *-cpuprofile-after* ]] || profile_after=()
 	done
 fi
 
