@@ -174,6 +174,7 @@ func OpenSegments(dir string, o SegmentOptions) (*Segments, error) {
 	s := &Segments{dir: dir, o: o, lock: lock, next: 1}
 	if err := s.load(); err != nil {
 		s.closeFiles()
+		s.index.release()
 		return nil, err
 	}
 	return s, nil
@@ -437,6 +438,9 @@ func (s *Segments) Commit(put []Record, del []uint64) error {
 func (s *Segments) locked(write func() error) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
 	if err := s.syncErr; err != nil {
 		s.syncErr = nil
 		return err
@@ -718,6 +722,9 @@ func spanning(first, last loc) loc {
 // record.
 var ErrNotFound = errors.New("store: no such record")
 
+// ErrClosed is what a commit to a closed Segments returns.
+var ErrClosed = errors.New("store: closed")
+
 // Read appends the data of record seq to buf. It is for a reader that did
 // not keep the data in memory; it may run beside Commit.
 func (s *Segments) Read(seq uint64, buf []byte) ([]byte, error) {
@@ -860,7 +867,10 @@ func (s *Segments) Close() error {
 		s.timer.Stop()
 		s.timer = nil
 	}
-	return errors.Join(serr, s.closeFiles())
+	err := errors.Join(serr, s.closeFiles())
+	s.index.release() // the index is empty to what runs after, under wmu
+	s.found = nil
+	return err
 }
 
 func (s *Segments) closeFiles() error {

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mqgate/mqgate/internal/offheap"
 )
 
 func openSeg(t *testing.T, dir string, o SegmentOptions) *Segments {
@@ -661,4 +663,44 @@ func TestSegmentsSyncInterval(t *testing.T) {
 			t.Fatalf("second Close: %v", err)
 		}
 	})
+}
+
+// TestSegmentsCloseGivesIndexBack: the index of 20,000 records (five
+// chunks kept outside the Go heap) is given back by Close, and after it
+// the store holds nothing and refuses commits, without touching what it
+// gave back. Not parallel: it counts all of the process's off-heap
+// memory.
+func TestSegmentsCloseGivesIndexBack(t *testing.T) {
+	before := offheap.InUse()
+	dir := t.TempDir()
+	s := openSeg(t, dir, SegmentOptions{NoSync: true})
+	recs := make([]Record, 20_000)
+	for i := range recs {
+		recs[i] = Record{Seq: s.Reserve(1), Data: []byte("event")}
+	}
+	if err := s.Commit(recs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := offheap.InUse() - before; got < 5*chunkSlots*16 {
+		t.Fatalf("index holds %d bytes off the heap, want %d or more", got, 5*chunkSlots*16)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := offheap.InUse(); got != before {
+		t.Fatalf("%d bytes off the heap after Close, want %d", got, before)
+	}
+	if n, _ := s.Len(); n != 0 {
+		t.Fatalf("closed store has %d records", n)
+	}
+	if _, err := s.Read(recs[0].Seq, nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("read after close: %v, want ErrNotFound", err)
+	}
+	if err := s.Commit(nil, []uint64{recs[0].Seq}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("commit after close: %v, want ErrClosed", err)
+	}
+	if got := offheap.InUse(); got != before {
+		t.Fatalf("%d bytes off the heap after using a closed store, want %d", got, before)
+	}
+
 }
