@@ -1619,5 +1619,10 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 	if cerr := d.q.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("webhook: %w", cerr)
 	}
+	d.mu.Lock()
+	for _, ep := range eps {
+		ep.spill.release() // the events stay in the outbox, for the next start
+	}
+	d.mu.Unlock()
 	return err
 }

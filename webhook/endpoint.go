@@ -79,6 +79,7 @@ type lane struct {
 func newEndpoint(d *Dispatcher, url string, headers map[string]string, b Batch) *endpoint {
 	ep := &endpoint{d: d, url: url, headers: headers, batch: b, lanes: map[string]*lane{}}
 	ep.num = -1
+	ep.spill.offHeap = true // grows with an outage: see offheap
 	ep.window = max(d.o.spillWindow, b.MaxSize)
 	ep.cond = sync.NewCond(&ep.mu)
 	for k := range hookEvents {

@@ -1,5 +1,7 @@
 package webhook
 
+import "github.com/mqgate/mqgate/internal/offheap"
+
 // fifo is a first-in first-out queue kept in chunks that double in size from
 // minChunk up to maxChunk. A slice used as a queue (append at the end,
 // reslice at the front) is copied whole each time it outgrows its array,
@@ -7,10 +9,16 @@ package webhook
 // is down or behind accumulates, those copies were a tenth of the
 // dispatcher's time. Chunks are never copied, and a lane that holds a few
 // jobs (the usual case, one lane per client) costs one small chunk.
+//
+// A fifo whose offHeap is set keeps its chunks outside the Go heap, all
+// of maxChunk values (package offheap): for a queue of values without
+// pointers that grows with a backlog, an endpoint's spill. release gives
+// them back.
 type fifo[T any] struct {
-	chunks [][]T // chunks[0][head:], then the others; only the last one may be short
-	head   int
-	n      int
+	chunks  [][]T // chunks[0][head:], then the others; only the last one may be short
+	head    int
+	n       int
+	offHeap bool
 }
 
 const (
@@ -25,11 +33,16 @@ func (q *fifo[T]) len() int { return q.n }
 func (q *fifo[T]) push(v T) {
 	k := len(q.chunks)
 	if k == 0 || len(q.chunks[k-1]) == cap(q.chunks[k-1]) {
-		size := minChunk
-		if k > 0 {
-			size = min(2*cap(q.chunks[k-1]), maxChunk)
+		var c []T
+		switch {
+		case q.offHeap:
+			c = offheap.Make[T](maxChunk)[:0]
+		case k > 0:
+			c = make([]T, 0, min(2*cap(q.chunks[k-1]), maxChunk))
+		default:
+			c = make([]T, 0, minChunk)
 		}
-		q.chunks = append(q.chunks, make([]T, 0, size))
+		q.chunks = append(q.chunks, c)
 		k++
 	}
 	q.chunks[k-1] = append(q.chunks[k-1], v)
@@ -69,10 +82,23 @@ func (q *fifo[T]) pop() {
 		q.chunks = append(q.chunks[:0], first)
 		q.head = 0
 	case q.head == len(c):
+		if q.offHeap {
+			offheap.Free(c)
+		}
 		q.chunks[0] = nil
 		q.chunks = q.chunks[1:]
 		q.head = 0
 	}
+}
+
+// release empties the queue and gives back the chunks of an offHeap one.
+func (q *fifo[T]) release() {
+	if q.offHeap {
+		for _, c := range q.chunks {
+			offheap.Free(c)
+		}
+	}
+	*q = fifo[T]{offHeap: q.offHeap}
 }
 
 // each calls fn for every value, front first.
