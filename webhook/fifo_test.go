@@ -64,7 +64,7 @@ func testFIFOMatchesSlice(t *testing.T, offHeap bool) {
 	}
 	want := int64(0)
 	if offHeap {
-		want = int64(len(q.chunks) * maxChunk * 8)
+		want = int64(len(q.chunks) * offHeapChunk * 8)
 	}
 	if got := offheap.InUse() - before; got != want {
 		t.Fatalf("%d bytes off the heap for %d chunks, want %d", got, len(q.chunks), want)

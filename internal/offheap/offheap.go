@@ -33,6 +33,19 @@ var inUse atomic.Int64
 // (the collector does not see this memory, so nothing it points to would
 // be kept alive); Make panics if it does, and, like the runtime's own
 // allocation, if the memory cannot be had.
+//
+// On Linux the memory is mapped with all its pages present (populate), so
+// that Make takes its page faults at once, as the Go heap's allocation of
+// a large array does by clearing it. Touched one page at a time as an
+// index fills, the pages of the index and the spill of a web hook endpoint
+// that was down made each commit of the outbox writer about 10 page faults
+// longer, and the messages that waited for it on a busy core 9% later at
+// the 99th percentile than with the index on the heap (8 of 8 pairs,
+// 10,000 msg/s); populated, 2% (0.99-1.16).
+//
+// Each Make is a mapping of its own, and Linux allows a process 65,530 by
+// default (vm.max_map_count): callers make chunks of tens of kilobytes or
+// more, not one per value.
 func Make[T any](n int) []T {
 	t := reflect.TypeFor[T]()
 	if hasPointers(t) {
@@ -42,7 +55,7 @@ func Make[T any](n int) []T {
 	if n <= 0 || size <= 0 {
 		panic(fmt.Sprintf("offheap: Make of %d values of %v", n, t))
 	}
-	b, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	b, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE|populate)
 	if err != nil {
 		panic(fmt.Sprintf("offheap: mapping %d bytes: %v", size, err))
 	}
