@@ -702,5 +702,4 @@ func TestSegmentsCloseGivesIndexBack(t *testing.T) {
 	if got := offheap.InUse(); got != before {
 		t.Fatalf("%d bytes off the heap after using a closed store, want %d", got, before)
 	}
-
 }

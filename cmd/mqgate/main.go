@@ -103,7 +103,7 @@ func serve(args, environ []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("c", "", "config file (key = value); embedded defaults when empty")
-	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run (from -cpuprofile-after on) to this file (go tool pprof)")
 	cpuprofileAfter := fs.Duration("cpuprofile-after", 0, "start the -cpuprofile this long after the start: a load's warm-up left out")
 	if err := fs.Parse(args); err != nil {
 		return 2

@@ -65,15 +65,13 @@ func TestMakeRefusesPointers(t *testing.T) {
 }
 
 func TestHasPointers(t *testing.T) {
-	if hasPointers(reflectType[[4]struct {
+	if hasPointers(reflect.TypeFor[[4]struct {
 		a uint64
 		b [3]float32
 	}]()) {
 		t.Error("plain values reported as pointers")
 	}
-	if !hasPointers(reflectType[struct{ f func() }]()) {
+	if !hasPointers(reflect.TypeFor[struct{ f func() }]()) {
 		t.Error("a func not reported")
 	}
 }
-
-func reflectType[T any]() reflect.Type { return reflect.TypeFor[T]() }
