@@ -56,8 +56,10 @@
 #              took longer), and with PROFILE of the MQTT path's msg/CPU-s.
 #   PAIR_WITH  with PAIRED, the configuration that each of CONFIGS runs
 #              beside instead of none, and that the table compares with:
-#              PAIR_WITH=up CONFIGS=down measures what an outage of the
-#              receiver costs against the same rule with the receiver up
+#              PAIR_WITH=batch1000 CONFIGS=down1000 measures what an outage
+#              of the receiver costs against the same rule with the
+#              receiver up (up, one event per POST, falls behind at 10,000
+#              events/s, and would be partly down itself)
 #   BASE       a git revision: with PAIRED, each configuration (none too)
 #              runs beside the same configuration built from BASE instead
 #              of beside a no-rule broker, labelled <config>@base, and the
@@ -287,8 +289,8 @@ for round in $(seq 1 "$ROUNDS"); do
 			continue
 		fi
 		# Paired: each configuration beside its own no-rule broker (or
-		# PAIR_WITH's), both
-		# at once; the pair shares a round number of its own. Both brokers
+		# PAIR_WITH's), both at once; the pair shares a round number of
+		# its own. Both brokers
 		# are started before either load, so that the two measured
 		# intervals are the same seconds: a load started a second after
 		# the other (the second broker's and receiver's start) measures its
