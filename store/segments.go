@@ -869,7 +869,6 @@ func (s *Segments) Close() error {
 	}
 	err := errors.Join(serr, s.closeFiles())
 	s.index.release() // the index is empty to what runs after, under wmu
-	s.found = nil
 	return err
 }
 

@@ -339,32 +339,36 @@ func startCPUProfile(path string, after time.Duration, stderr io.Writer) (func()
 	if err != nil {
 		return nil, err
 	}
+	var (
+		mu      sync.Mutex
+		started bool
+		stopped bool
+		t       *time.Timer
+	)
 	if after <= 0 {
 		if err := pprof.StartCPUProfile(f); err != nil {
 			_ = f.Close()
 			return nil, fmt.Errorf("start profile: %w", err)
 		}
-		return func() {
-			pprof.StopCPUProfile()
-			_ = f.Close()
-		}, nil
-	}
-	var mu sync.Mutex
-	started, stopped := false, false
-	t := time.AfterFunc(after, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if stopped {
-			return
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(stderr, "mqgate: -cpuprofile: start profile: %v\n", err)
-			return
-		}
 		started = true
-	})
+	} else {
+		t = time.AfterFunc(after, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if stopped {
+				return
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				fmt.Fprintf(stderr, "mqgate: -cpuprofile: start profile: %v\n", err)
+				return
+			}
+			started = true
+		})
+	}
 	return func() {
-		t.Stop()
+		if t != nil {
+			t.Stop()
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		stopped = true
