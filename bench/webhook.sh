@@ -53,7 +53,9 @@
 #              saturating one the two brokers would split the core.
 #              The table adds the medians of the pairs' ratios of the p50
 #              and p99 latencies (above 1: the configuration's messages
-#              took longer), and with PROFILE of the MQTT path's msg/CPU-s.
+#              took longer), of the broker's user and system CPU-seconds
+#              and write system calls (above 1: more), and with PROFILE of
+#              the MQTT path's msg/CPU-s.
 #   PAIR_WITH  with PAIRED, the configuration that each of CONFIGS runs
 #              beside instead of none, and that the table compares with:
 #              PAIR_WITH=batch1000 CONFIGS=down1000 measures what an outage
@@ -334,8 +336,12 @@ if [[ -n ${PROFILE:-} ]]; then
 	medians=mqtt_path_msg_per_cpu_s
 fi
 # Paired runs are of the latency scenario: the medians of the pairs'
-# ratios of its latencies say whether a configuration slows the messages.
-if [[ -n ${PAIRED:-} ]]; then medians+=" p50 p99"; fi
+# ratios of its latencies say whether a configuration slows the messages,
+# and those of the broker's user and system CPU and its write system calls
+# where a difference in CPU is: in the broker's own code or in the
+# kernel's, and, in the kernel, more calls (fewer messages per write) or
+# dearer ones.
+if [[ -n ${PAIRED:-} ]]; then medians+=" p50 p99 broker_user_cpu_sec broker_sys_cpu_sec broker_write_calls"; fi
 # The table compares with its first configuration: in paired runs that is
 # the twins of the pairs (no rule, or PAIR_WITH), wherever CONFIGS names
 # it, if at all.

@@ -3,6 +3,7 @@ package procstat
 import (
 	"errors"
 	"os"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -12,21 +13,18 @@ func TestParseStat(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      string
-		want    uint64 // ticks
-		minflt  uint64
+		want    stat
 		wantErr bool
 	}{
 		{
-			name:   "plain",
-			in:     "1234 (mosquitto) S 1 1234 1234 0 -1 4194560 500 0 0 0 250 31 0 0 20 0 1 0 100 5000000 300",
-			want:   281,
-			minflt: 500,
+			name: "plain",
+			in:   "1234 (mosquitto) S 1 1234 1234 0 -1 4194560 500 0 0 0 250 31 0 0 20 0 1 0 100 5000000 300",
+			want: stat{minflt: 500, utime: 250, stime: 31},
 		},
 		{
-			name:   "name with spaces and parentheses",
-			in:     "99 (a) b (c)) R 1 99 99 0 -1 0 42 0 0 0 7 8 0 0 20 0 1 0 1 1 1",
-			want:   15,
-			minflt: 42,
+			name: "name with spaces and parentheses",
+			in:   "99 (a) b (c)) R 1 99 99 0 -1 0 42 0 0 0 7 8 0 0 20 0 1 0 1 1 1",
+			want: stat{minflt: 42, utime: 7, stime: 8},
 		},
 		{name: "no name", in: "1 mosquitto S 1", wantErr: true},
 		{name: "too few fields", in: "1 (x) S 1 2 3", wantErr: true},
@@ -35,15 +33,15 @@ func TestParseStat(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, minflt, err := parseStat([]byte(tt.in))
+			got, err := parseStat([]byte(tt.in))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
 			}
 			if err != nil && !errors.Is(err, ErrFormat) {
 				t.Fatalf("err = %v, want ErrFormat", err)
 			}
-			if got != tt.want || minflt != tt.minflt {
-				t.Fatalf("got %d ticks, %d faults, want %d, %d", got, minflt, tt.want, tt.minflt)
+			if got != tt.want {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
 			}
 		})
 	}
@@ -72,6 +70,92 @@ func TestParseStatus(t *testing.T) {
 				t.Fatalf("got %d, want %d", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestParseCounts(t *testing.T) {
+	io := "rchar: 6976\nwchar: 0\nsyscr: 10\nsyscw: 3\nread_bytes: 0\n"
+	tests := []struct {
+		name    string
+		in      string
+		names   []string
+		want    []uint64
+		wantErr bool
+	}{
+		{name: "io", in: io, names: []string{"syscr", "syscw"}, want: []uint64{10, 3}},
+		{name: "order of names", in: io, names: []string{"syscw", "syscr"}, want: []uint64{3, 10}},
+		{
+			name:  "status",
+			in:    "Name:\tmqgate\nvoluntary_ctxt_switches:\t85978\nnonvoluntary_ctxt_switches:\t6640",
+			names: []string{"voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"},
+			want:  []uint64{85978, 6640},
+		},
+		{name: "one missing", in: "syscr: 10\n", names: []string{"syscr", "syscw"}, wantErr: true},
+		{name: "a prefix is not the name", in: "xsyscr: 1\nsyscw: 2\n", names: []string{"syscr", "syscw"}, wantErr: true},
+		{name: "not a number", in: "syscr: ten\nsyscw: 2\n", names: []string{"syscr", "syscw"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseCounts([]byte(tt.in), "test", tt.names...)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if err != nil && !errors.Is(err, ErrFormat) {
+				t.Fatalf("err = %v, want ErrFormat", err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// System calls and a sleep of this very process are counted.
+func TestActivitySelf(t *testing.T) {
+	pid := os.Getpid()
+	before, err := ReadActivity(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	const calls = 50
+	var b [1]byte
+	for range calls {
+		if _, err := syscall.Read(int(null.Fd()), b[:]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := syscall.Write(int(null.Fd()), b[:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A thread that sleeps in the kernel gives up its core: one
+	// voluntary switch per sleep at least.
+	const sleeps = 5
+	for range sleeps {
+		ts := syscall.NsecToTimespec(int64(time.Millisecond))
+		if err := syscall.Nanosleep(&ts, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := ReadActivity(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.ReadCalls < before.ReadCalls+calls {
+		t.Errorf("read calls %d then %d after %d reads", before.ReadCalls, after.ReadCalls, calls)
+	}
+	if after.WriteCalls < before.WriteCalls+calls {
+		t.Errorf("write calls %d then %d after %d writes", before.WriteCalls, after.WriteCalls, calls)
+	}
+	if after.Switches < before.Switches+sleeps {
+		t.Errorf("voluntary switches %d then %d after %d sleeps", before.Switches, after.Switches, sleeps)
+	}
+	if _, err := ReadActivity(-1); err == nil {
+		t.Fatal("ReadActivity of pid -1: no error")
 	}
 }
 

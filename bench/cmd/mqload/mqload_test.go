@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mqgate/mqgate/bench/procstat"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -171,12 +173,28 @@ func TestStallWatch(t *testing.T) {
 
 func TestResultMeasure(t *testing.T) {
 	t0 := time.Unix(0, 0)
-	s0 := snapshot{at: t0, broker: time.Second, faults: 40, client: 2 * time.Second, count: 100}
-	s1 := snapshot{at: t0.Add(2 * time.Second), broker: 2500 * time.Millisecond, faults: 1040, client: 2500 * time.Millisecond, count: 300100}
+	s0 := snapshot{
+		at:     t0,
+		broker: procstat.Usage{CPU: time.Second, User: 400 * time.Millisecond, System: 600 * time.Millisecond, MinorFaults: 40},
+		act:    procstat.Activity{ReadCalls: 10, WriteCalls: 20, Switches: 30, Preemptions: 40},
+		client: 2 * time.Second,
+		count:  100,
+	}
+	s1 := snapshot{
+		at:     t0.Add(2 * time.Second),
+		broker: procstat.Usage{CPU: 2500 * time.Millisecond, User: 900 * time.Millisecond, System: 1600 * time.Millisecond, MinorFaults: 1040},
+		act:    procstat.Activity{ReadCalls: 110, WriteCalls: 70, Switches: 37, Preemptions: 41},
+		client: 2500 * time.Millisecond,
+		count:  300100,
+	}
 	var r result
 	r.measure(s0, s1)
 	if r.Msgs != 300000 || r.MsgsPerSec != 150000 || r.BrokerCPUSec != 1.5 || r.MsgsPerCPUSec != 200000 ||
 		r.BrokerCPUPct != 75 || r.ClientCPUPct != 25 || r.BrokerMinorFaults != 1000 {
+		t.Fatalf("got %+v", r)
+	}
+	if r.BrokerUserCPUSec != 0.5 || r.BrokerSysCPUSec != 1 || r.BrokerReadCalls != 100 || r.BrokerWriteCalls != 50 ||
+		r.BrokerSwitches != 7 || r.BrokerPreemptions != 1 {
 		t.Fatalf("got %+v", r)
 	}
 	var none result

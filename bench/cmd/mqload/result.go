@@ -34,6 +34,17 @@ type result struct {
 	// pays microseconds for each, so a comparison of two brokers is fair
 	// only once both have warmed up past that.
 	BrokerMinorFaults uint64 `json:"broker_minor_faults"`
+	// The broker's CPU split into its own code and the kernel's work for
+	// it, its read and write system calls, and its threads' context
+	// switches (procstat.Activity), over the same interval: where two
+	// brokers' CPU for the same messages differs, whether it is in the
+	// kernel, and whether it is more calls or dearer ones.
+	BrokerUserCPUSec  float64 `json:"broker_user_cpu_sec"`
+	BrokerSysCPUSec   float64 `json:"broker_sys_cpu_sec"`
+	BrokerReadCalls   uint64  `json:"broker_read_calls"`
+	BrokerWriteCalls  uint64  `json:"broker_write_calls"`
+	BrokerSwitches    uint64  `json:"broker_switches"`
+	BrokerPreemptions uint64  `json:"broker_preemptions"`
 	// The load generator's own CPU over the same interval.
 	ClientCPUSec float64 `json:"client_cpu_sec"`
 	ClientCPUPct float64 `json:"client_cpu_pct"`
@@ -84,10 +95,10 @@ func figures(h *latency.Histogram) *latencyFigures {
 // snapshot is the state of the world at one instant of a run.
 type snapshot struct {
 	at     time.Time
-	broker time.Duration // broker CPU; zero without a pid
-	faults uint64        // broker minor page faults; zero without a pid
-	client time.Duration // own CPU
-	count  uint64        // the scenario's counter
+	broker procstat.Usage    // zero without a pid
+	act    procstat.Activity // zero without a pid
+	client time.Duration     // own CPU
+	count  uint64            // the scenario's counter
 }
 
 // meter takes snapshots of the broker's and the generator's CPU.
@@ -101,11 +112,13 @@ func (m meter) snap(count uint64) (snapshot, error) {
 	}
 	s.client = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	if m.pid > 0 {
-		u, err := procstat.Read(m.pid)
-		if err != nil {
+		var err error
+		if s.broker, err = procstat.Read(m.pid); err != nil {
 			return s, fmt.Errorf("broker cpu: %w", err)
 		}
-		s.broker, s.faults = u.CPU, u.MinorFaults
+		if s.act, err = procstat.ReadActivity(m.pid); err != nil {
+			return s, fmt.Errorf("broker activity: %w", err)
+		}
 	}
 	return s, nil
 }
@@ -121,9 +134,15 @@ func (r *result) measure(s0, s1 snapshot) {
 	r.MsgsPerSec = float64(r.Msgs) / secs
 	r.ClientCPUSec = (s1.client - s0.client).Seconds()
 	r.ClientCPUPct = 100 * r.ClientCPUSec / secs
-	r.BrokerCPUSec = (s1.broker - s0.broker).Seconds()
+	r.BrokerCPUSec = (s1.broker.CPU - s0.broker.CPU).Seconds()
 	r.BrokerCPUPct = 100 * r.BrokerCPUSec / secs
-	r.BrokerMinorFaults = s1.faults - s0.faults
+	r.BrokerMinorFaults = s1.broker.MinorFaults - s0.broker.MinorFaults
+	r.BrokerUserCPUSec = (s1.broker.User - s0.broker.User).Seconds()
+	r.BrokerSysCPUSec = (s1.broker.System - s0.broker.System).Seconds()
+	r.BrokerReadCalls = s1.act.ReadCalls - s0.act.ReadCalls
+	r.BrokerWriteCalls = s1.act.WriteCalls - s0.act.WriteCalls
+	r.BrokerSwitches = s1.act.Switches - s0.act.Switches
+	r.BrokerPreemptions = s1.act.Preemptions - s0.act.Preemptions
 	if r.BrokerCPUSec > 0 {
 		r.MsgsPerCPUSec = float64(r.Msgs) / r.BrokerCPUSec
 	}
