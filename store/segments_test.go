@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mqgate/mqgate/internal/offheap"
+	"github.com/mqgate/mqgate/internal/testutil/goroutine"
 )
 
 func openSeg(t *testing.T, dir string, o SegmentOptions) *Segments {
@@ -618,6 +620,40 @@ func TestSegmentsSyncInterval(t *testing.T) {
 		if n := s.syncCount(); n != 1 {
 			t.Fatalf("%d fsyncs right after two commits, want 1", n)
 		}
+		deadline := time.Now().Add(5 * time.Second)
+		for s.syncCount() < 2 {
+			if time.Now().After(deadline) {
+				t.Fatal("the second commit was never fsynced")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+	t.Run("timer labels", func(t *testing.T) {
+		// The timer's fsync runs with SegmentOptions.Labels: caught
+		// waiting for the store's lock, which the test holds.
+		s := openSeg(t, filepath.Join(t.TempDir(), "q"), SegmentOptions{SyncInterval: 20 * time.Millisecond, Labels: pprof.Labels("room", "outbox")})
+		defer s.Close()
+		s.wmu.Lock()
+		locked := true
+		defer func() {
+			if locked {
+				s.wmu.Unlock()
+			}
+		}()
+		for range 2 {
+			if err := s.commit([]Record{{Seq: s.Reserve(1), Data: []byte("x")}}, nil, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		labels, err := goroutine.Labels("store.(*Segments).timedSync", 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(labels, []string{`{"room":"outbox"}`}) {
+			t.Fatalf("the timed fsync's goroutine has labels %q, want {\"room\":\"outbox\"}", labels)
+		}
+		s.wmu.Unlock()
+		locked = false
 		deadline := time.Now().Add(5 * time.Second)
 		for s.syncCount() < 2 {
 			if time.Now().After(deadline) {

@@ -325,7 +325,7 @@ func New(o Options) (*Dispatcher, error) {
 	if o.commitGap > 0 {
 		d.commitGap = o.commitGap
 	}
-	q, err := store.OpenSegments(filepath.Join(o.Dir, OutboxDir), store.SegmentOptions{NoSync: o.NoSync, SyncInterval: max(o.SyncInterval, 0), Logger: d.log})
+	q, err := store.OpenSegments(filepath.Join(o.Dir, OutboxDir), store.SegmentOptions{NoSync: o.NoSync, SyncInterval: max(o.SyncInterval, 0), Logger: d.log, Labels: profileLabels})
 	if err != nil {
 		return nil, fmt.Errorf("webhook: outbox: %w", err)
 	}
@@ -534,8 +534,18 @@ func (d *Dispatcher) Start(bus *events.Bus) {
 // a CPU profile of the broker then tells the dispatcher's share from the
 // MQTT path's (go tool pprof -tagfocus mqgate=webhook).
 func labelled(fn func()) {
-	pprof.Do(context.Background(), pprof.Labels("mqgate", "webhook"), func(context.Context) { fn() })
+	pprof.Do(context.Background(), profileLabels, func(context.Context) { fn() })
 }
+
+// labelledAfter is time.AfterFunc with fn labelled: a timer's goroutine
+// inherits no labels.
+func labelledAfter(d time.Duration, fn func()) *time.Timer {
+	return time.AfterFunc(d, func() { labelled(fn) })
+}
+
+// profileLabels are the profiler labels of the dispatcher's goroutines
+// (see labelled) and of the outbox's timed fsyncs.
+var profileLabels = pprof.Labels("mqgate", "webhook")
 
 // maxCommit bounds how many events one outbox commit takes.
 const maxCommit = 4096

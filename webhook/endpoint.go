@@ -169,7 +169,7 @@ func (ep *endpoint) after(l *lane, delay time.Duration) {
 	if ep.closed {
 		return
 	}
-	l.timer = time.AfterFunc(delay, func() {
+	l.timer = labelledAfter(delay, func() {
 		ep.mu.Lock()
 		defer ep.mu.Unlock()
 		l.batchWait = false
@@ -352,7 +352,7 @@ func (ep *endpoint) open(cool time.Duration) {
 	if ep.timer != nil {
 		ep.timer.Stop()
 	}
-	ep.timer = time.AfterFunc(cool, func() {
+	ep.timer = labelledAfter(cool, func() {
 		ep.mu.Lock()
 		defer ep.mu.Unlock()
 		ep.releaseProbe()
