@@ -197,6 +197,15 @@ func TestResultMeasure(t *testing.T) {
 		r.BrokerSwitches != 7 || r.BrokerPreemptions != 1 {
 		t.Fatalf("got %+v", r)
 	}
+	// A thread that ended took its context switches with it: no
+	// wrap-around below zero.
+	ended := s1
+	ended.act.Switches, ended.act.Preemptions = 25, 39
+	var short result
+	short.measure(s0, ended)
+	if short.BrokerSwitches != 0 || short.BrokerPreemptions != 0 {
+		t.Fatalf("switches %d, preemptions %d after a thread ended, want 0 0", short.BrokerSwitches, short.BrokerPreemptions)
+	}
 	var none result
 	none.measure(s0, snapshot{at: t0.Add(time.Second), count: 100})
 	if none.MsgsPerCPUSec != 0 {

@@ -141,8 +141,10 @@ func (r *result) measure(s0, s1 snapshot) {
 	r.BrokerSysCPUSec = (s1.broker.System - s0.broker.System).Seconds()
 	r.BrokerReadCalls = s1.act.ReadCalls - s0.act.ReadCalls
 	r.BrokerWriteCalls = s1.act.WriteCalls - s0.act.WriteCalls
-	r.BrokerSwitches = s1.act.Switches - s0.act.Switches
-	r.BrokerPreemptions = s1.act.Preemptions - s0.act.Preemptions
+	// A thread that ended between the snapshots took its switches with it
+	// (procstat.Activity): the difference may then be short, never below 0.
+	r.BrokerSwitches = s1.act.Switches - min(s0.act.Switches, s1.act.Switches)
+	r.BrokerPreemptions = s1.act.Preemptions - min(s0.act.Preemptions, s1.act.Preemptions)
 	if r.BrokerCPUSec > 0 {
 		r.MsgsPerCPUSec = float64(r.Msgs) / r.BrokerCPUSec
 	}
