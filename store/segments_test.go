@@ -540,6 +540,19 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// waitTimedSync waits for the timer's fsync of the second of two
+// commits made within SyncInterval (the first is fsynced at once).
+func waitTimedSync(t *testing.T, s *Segments) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.syncCount() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the second commit was never fsynced")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func (s *Segments) syncCount() int {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -620,13 +633,7 @@ func TestSegmentsSyncInterval(t *testing.T) {
 		if n := s.syncCount(); n != 1 {
 			t.Fatalf("%d fsyncs right after two commits, want 1", n)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for s.syncCount() < 2 {
-			if time.Now().After(deadline) {
-				t.Fatal("the second commit was never fsynced")
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitTimedSync(t, s)
 	})
 	t.Run("timer labels", func(t *testing.T) {
 		// The timer's fsync runs with SegmentOptions.Labels: caught
@@ -654,13 +661,7 @@ func TestSegmentsSyncInterval(t *testing.T) {
 		}
 		s.wmu.Unlock()
 		locked = false
-		deadline := time.Now().Add(5 * time.Second)
-		for s.syncCount() < 2 {
-			if time.Now().After(deadline) {
-				t.Fatal("the second commit was never fsynced")
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitTimedSync(t, s)
 	})
 	t.Run("roll", func(t *testing.T) {
 		s := openSeg(t, filepath.Join(t.TempDir(), "q"), SegmentOptions{SyncInterval: time.Hour, SegmentSize: 64})
