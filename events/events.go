@@ -9,6 +9,13 @@
 // goroutine, and copies what it needs into a queue of its own (the webhook
 // dispatcher keeps it in the binary form it stores), so that no event stays
 // out of the pool, holding a payload, until a consumer gets to it.
+//
+// The message kinds are published with PublishMessage, as a MessageRef: a
+// reference to the broker's message, which never changes once routed, and
+// the few fields of the event that are not the message's. An observer that
+// registers a Messages function takes them so, without an event being
+// built or anything copied on the publisher's goroutine; the others get
+// an event built from the reference.
 package events
 
 import (
@@ -167,13 +174,62 @@ func (e *Event) recycle() {
 	pool.Put(e)
 }
 
+// Message is a message the broker routed, as PublishMessage hands it over:
+// by reference. It must not change once published, and it stays valid for
+// as long as it is referenced (the garbage collector keeps it): an observer
+// may keep it, and read it later on a goroutine of its own.
+type Message interface {
+	// Fill sets the message fields of e: Topic, QoS, Retain, Payload,
+	// FromClientID, FromUsername, FromUserSet, MessageID and MessageTime.
+	Fill(e *Event)
+	// Topic is the message's topic.
+	Topic() string
+	// Size is the bytes of the message's topic and payload: what keeping it
+	// keeps from the garbage collector, besides the message itself.
+	Size() int
+}
+
+// MessageRef is an event of a message kind (MessagePublish,
+// MessageDelivered, MessageAcked, MessageDropped) by reference: the
+// message, and the event's fields that are not the message's.
+type MessageRef struct {
+	Kind        Kind
+	Msg         Message
+	ClientID    string // the publisher for MessagePublish, else the receiver
+	Username    string // the receiver's, for the kinds other than MessagePublish
+	UsernameSet bool
+	Reason      string    // MessageDropped: why
+	Time        time.Time // when it happened; PublishMessage sets it when zero
+}
+
+// Event returns the event r stands for, taken from the pool (see New).
+func (r *MessageRef) Event() *Event {
+	e := New()
+	r.Msg.Fill(e)
+	e.Kind, e.Time = r.Kind, r.Time
+	e.ClientID, e.Username, e.UsernameSet, e.Reason = r.ClientID, r.Username, r.UsernameSet, r.Reason
+	return e
+}
+
+// Observer is what ObserveWith calls (see Observe).
+type Observer struct {
+	// Event is called with every event of the observed kinds that is not
+	// taken by Messages. It must be set.
+	Event func(e *Event) bool
+	// Messages, when set, is called instead of Event with the events of
+	// the message kinds that the broker publishes with PublishMessage, by
+	// reference. Unlike an event, r.Msg may be kept after it returns.
+	Messages func(r MessageRef) bool
+}
+
 // Subscription receives the events of the kinds it asked for: on a
 // channel (Subscribe), or as calls (Observe).
 type Subscription struct {
 	name    string
 	mask    uint64
-	ch      chan *Event       // nil for an observer
-	fn      func(*Event) bool // an observer's
+	ch      chan *Event           // nil for an observer
+	fn      func(*Event) bool     // an observer's
+	msg     func(MessageRef) bool // an observer's that takes messages by reference
 	done    chan struct{}
 	dropped atomic.Uint64
 	bus     *Bus
@@ -201,9 +257,14 @@ func (s *Subscription) Close() { s.bus.remove(s) }
 type Bus struct {
 	// mu is held for reading while sending (so that no channel is closed
 	// under a sender) and for writing to add, remove or close.
-	mu     sync.RWMutex
-	subs   atomic.Pointer[[]*Subscription] // copy-on-write, read without lock
-	mask   atomic.Uint64                   // union of the subscriptions' kinds
+	mu   sync.RWMutex
+	subs atomic.Pointer[[]*Subscription] // copy-on-write, read without lock
+	mask atomic.Uint64                   // union of the subscriptions' kinds
+	// events is the union of the kinds of the subscriptions that need an
+	// event built for a PublishMessage: the channels and the observers
+	// without a Messages function; refs that of the others.
+	events atomic.Uint64
+	refs   atomic.Uint64
 	closed bool
 }
 
@@ -240,7 +301,18 @@ func (b *Bus) Subscribe(name string, size int, kinds ...Kind) *Subscription {
 // particular), after it returns. Calls may come from many goroutines at
 // once.
 func (b *Bus) Observe(name string, fn func(e *Event) bool, kinds ...Kind) *Subscription {
-	return b.add(&Subscription{name: name, mask: maskOf(kinds), fn: fn, bus: b, done: make(chan struct{})})
+	return b.ObserveWith(name, Observer{Event: fn}, kinds...)
+}
+
+// ObserveWith is Observe with an Observer: its Messages function, when
+// set, takes the message kinds' events that come by PublishMessage by
+// reference, in the order of the events that its Event function gets (the
+// two are never called at once for one publisher).
+func (b *Bus) ObserveWith(name string, o Observer, kinds ...Kind) *Subscription {
+	if o.Event == nil {
+		panic("events: ObserveWith without an Event function")
+	}
+	return b.add(&Subscription{name: name, mask: maskOf(kinds), fn: o.Event, msg: o.Messages, bus: b, done: make(chan struct{})})
 }
 
 func maskOf(kinds []Kind) uint64 {
@@ -271,11 +343,18 @@ func (b *Bus) add(s *Subscription) *Subscription {
 }
 
 func (b *Bus) recomputeMask(subs []*Subscription) {
-	var m uint64
+	var m, ev, refs uint64
 	for _, s := range subs {
 		m |= s.mask
+		if s.msg == nil {
+			ev |= s.mask
+		} else {
+			refs |= s.mask
+		}
 	}
 	b.mask.Store(m)
+	b.events.Store(ev)
+	b.refs.Store(refs)
 }
 
 func (b *Bus) remove(s *Subscription) {
@@ -315,6 +394,40 @@ func (b *Bus) Publish(e *Event) {
 	if b == nil || b.mask.Load()&(1<<uint(e.Kind)) == 0 {
 		return
 	}
+	b.publish(e, false)
+}
+
+// PublishMessage hands the event r stands for to every subscription that
+// wants its kind: by reference to the observers with a Messages function,
+// as an event (built only when one of them wants it) to the others. Like
+// Publish, it never blocks.
+func (b *Bus) PublishMessage(r *MessageRef) {
+	bit := uint64(1) << uint(r.Kind)
+	if b == nil || b.mask.Load()&bit == 0 {
+		return
+	}
+	if r.Time.IsZero() {
+		r.Time = time.Now()
+	}
+	if b.refs.Load()&bit != 0 {
+		b.mu.RLock()
+		if !b.closed {
+			for _, s := range *b.subs.Load() {
+				if s.mask&bit != 0 && s.msg != nil && !s.msg(*r) {
+					s.dropped.Add(1)
+				}
+			}
+		}
+		b.mu.RUnlock()
+	}
+	if b.events.Load()&bit != 0 {
+		b.publish(r.Event(), true)
+	}
+}
+
+// publish is Publish of e, whose kind some subscription wants; with
+// byRef, not to the observers that PublishMessage called by reference.
+func (b *Bus) publish(e *Event, byRef bool) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
@@ -339,7 +452,7 @@ func (b *Bus) Publish(e *Event) {
 		atomic.StoreInt32(&e.refs, refs)
 	}
 	for _, s := range subs {
-		if s.mask&bit == 0 {
+		if s.mask&bit == 0 || byRef && s.msg != nil {
 			continue
 		}
 		if s.fn != nil {

@@ -3,6 +3,7 @@ package events
 import (
 	"net/netip"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -251,5 +252,114 @@ func BenchmarkPublishToObserver(b *testing.B) {
 		e := New()
 		e.Kind, e.ClientID, e.Topic = MessagePublish, "pub", "bench/lat"
 		bus.Publish(e)
+	}
+}
+
+// msg is a Message.
+type msg struct {
+	topic   string
+	payload []byte
+	from    string
+}
+
+func (m *msg) Fill(e *Event) {
+	e.Topic, e.Payload, e.FromClientID, e.QoS, e.MessageID = m.topic, m.payload, m.from, 1, 9
+}
+func (m *msg) Topic() string { return m.topic }
+func (m *msg) Size() int     { return len(m.topic) + len(m.payload) }
+
+// TestPublishMessage: PublishMessage hands an observer with a Messages
+// function the reference itself, with its time set, and builds an event
+// from it, with the reference's fields and the message's, for the
+// subscriptions and the observers without one, which it does not call
+// again by reference; Publish calls both kinds of observers with events;
+// false from Messages counts a drop; a closed bus calls no one.
+func TestPublishMessage(t *testing.T) {
+	b := NewBus()
+	var refs []MessageRef
+	var refEvents, events []string
+	ok := true
+	refObs := b.ObserveWith("refs", Observer{
+		Event: func(e *Event) bool { refEvents = append(refEvents, e.Topic); return true },
+		Messages: func(r MessageRef) bool {
+			refs = append(refs, r)
+			return ok
+		},
+	}, MessagePublish, MessageDropped)
+	b.Observe("events", func(e *Event) bool {
+		events = append(events, e.Kind.String()+" "+e.Topic+" "+e.ClientID+" "+e.Username+" "+e.Reason+" "+e.FromClientID)
+		return true
+	}, MessageDropped)
+	sub := b.Subscribe("sub", 4, MessageDropped)
+
+	m := &msg{topic: "t", payload: []byte("p"), from: "pub"}
+	b.PublishMessage(&MessageRef{Kind: MessagePublish, Msg: m, ClientID: "pub"})
+	if len(refs) != 1 || refs[0].Msg != m || refs[0].Time.IsZero() || refs[0].ClientID != "pub" {
+		t.Fatalf("observer got %+v, want the reference with a time", refs)
+	}
+	if len(events) != 0 || len(sub.C()) != 0 {
+		t.Fatal("an event built for a kind that only a Messages function wants")
+	}
+
+	at := time.UnixMilli(5)
+	b.PublishMessage(&MessageRef{Kind: MessageDropped, Msg: m, ClientID: "rcv", Username: "u", UsernameSet: true, Reason: "queue_full", Time: at})
+	if len(refs) != 2 || refs[1].Reason != "queue_full" || !refs[1].Time.Equal(at) {
+		t.Fatalf("observer got %+v", refs)
+	}
+	if want := []string{"message.dropped t rcv u queue_full pub"}; !slices.Equal(events, want) {
+		t.Fatalf("observer without Messages got %q, want %q", events, want)
+	}
+	e := <-sub.C()
+	if e.Kind != MessageDropped || e.Topic != "t" || string(e.Payload) != "p" || e.QoS != 1 || e.MessageID != 9 ||
+		e.ClientID != "rcv" || e.Username != "u" || !e.UsernameSet || e.Reason != "queue_full" || !e.Time.Equal(at) || e.FromClientID != "pub" {
+		t.Fatalf("subscription got %+v", e)
+	}
+	e.Release()
+	if len(refEvents) != 0 {
+		t.Fatalf("the observer with Messages got events %q too", refEvents)
+	}
+
+	b.Publish(&Event{Kind: MessagePublish, Topic: "by event"})
+	if len(refEvents) != 1 || refEvents[0] != "by event" || len(refs) != 2 {
+		t.Fatalf("Publish: events %q, %d references", refEvents, len(refs))
+	}
+
+	ok = false
+	b.PublishMessage(&MessageRef{Kind: MessagePublish, Msg: m})
+	if refObs.Dropped() != 1 {
+		t.Fatalf("dropped %d, want 1", refObs.Dropped())
+	}
+	b.Close()
+	b.PublishMessage(&MessageRef{Kind: MessagePublish, Msg: m})
+	if len(refs) != 3 {
+		t.Fatalf("called after Close: %d references", len(refs))
+	}
+}
+
+// TestObserveWithoutEvent: an observer must take events too.
+func TestObserveWithoutEvent(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("no panic")
+		}
+	}()
+	NewBus().ObserveWith("o", Observer{Messages: func(MessageRef) bool { return true }})
+}
+
+// BenchmarkPublishMessageToObserver measures handing a message event by
+// reference to one observer, as the broker does with each message that a
+// web hook rule posts.
+func BenchmarkPublishMessageToObserver(b *testing.B) {
+	bus := NewBus()
+	defer bus.Close()
+	n := 0
+	bus.ObserveWith("obs", Observer{Event: func(*Event) bool { return true }, Messages: func(r MessageRef) bool {
+		n += len(r.ClientID)
+		return true
+	}}, MessagePublish)
+	m := &msg{topic: "bench/lat", from: "pub"}
+	b.ReportAllocs()
+	for range b.N {
+		bus.PublishMessage(&MessageRef{Kind: MessagePublish, Msg: m, ClientID: "pub", Time: time.UnixMilli(1)})
 	}
 }
