@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/mqgate/mqgate/broker"
@@ -86,6 +87,75 @@ func TestEventsLifecycle(t *testing.T) {
 	}
 	if n := log.sub.Dropped(); n != 0 {
 		t.Errorf("%d events dropped", n)
+	}
+}
+
+// TestEventsByReference: an observer that takes the message kinds by
+// reference gets the one message the broker routed, in each of its
+// events (published, delivered, acknowledged), with the event's own
+// fields beside it, and an event of every other kind; the publication's
+// time is the message's.
+func TestEventsByReference(t *testing.T) {
+	bus := events.NewBus()
+	var mu sync.Mutex
+	var refs []events.MessageRef
+	var kinds []string
+	bus.ObserveWith("refs", events.Observer{
+		Event: func(e *events.Event) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			kinds = append(kinds, e.Kind.String()+" "+e.ClientID)
+			return true
+		},
+		Messages: func(r events.MessageRef) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			refs = append(refs, r)
+			return true
+		},
+	}, events.ClientConnected, events.MessagePublish, events.MessageDelivered, events.MessageAcked)
+	_, addr := testutil.RunBroker(t, func(o *broker.Options) { o.Events = bus })
+	log := newEventLog(t, bus) // a subscription beside: gets events built from the references
+
+	sub, _ := dialConnect(t, addr, mqtt.V5, &mqtt.Connect{ClientID: "sub", CleanStart: true, UsernameSet: true, Username: "alice"})
+	mustSubscribe(t, sub, "ev/#", 1)
+	pub := connectClean(t, addr, mqtt.V311, "pub")
+	publishAcked(t, pub, 5, "ev/a", 1, "hello")
+	p := readPublish(t, sub)
+	sub.Send(&mqtt.Ack{PacketType: mqtt.PUBACK, PacketID: p.PacketID})
+	acked := log.waitKind(t, events.MessageAcked, "sub")
+	if string(acked.Payload) != "hello" || acked.Username != "alice" || acked.FromClientID != "pub" {
+		t.Errorf("message.acked built from the reference: %+v", acked)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(kinds)
+	if want := []string{"client.connected pub", "client.connected sub"}; !slices.Equal(kinds, want) {
+		t.Errorf("events %q, want %q", kinds, want)
+	}
+	if len(refs) != 3 {
+		t.Fatalf("%d references, want 3: %+v", len(refs), refs)
+	}
+	want := []struct {
+		kind   events.Kind
+		client string
+		user   string
+	}{{events.MessagePublish, "pub", ""}, {events.MessageDelivered, "sub", "alice"}, {events.MessageAcked, "sub", "alice"}}
+	for i, r := range refs {
+		w := want[i]
+		if r.Kind != w.kind || r.ClientID != w.client || r.Username != w.user || r.UsernameSet != (w.user != "") || r.Time.IsZero() {
+			t.Errorf("reference %d: %+v, want %s of %s", i, r, w.kind, w.client)
+		}
+		if r.Msg != refs[0].Msg {
+			t.Errorf("reference %d is to another message", i)
+		}
+	}
+	var e events.Event
+	refs[0].Msg.Fill(&e)
+	if e.Topic != "ev/a" || string(e.Payload) != "hello" || e.QoS != 1 || e.FromClientID != "pub" || e.MessageID == 0 ||
+		!e.MessageTime.Equal(refs[0].Time) || refs[0].Msg.Topic() != "ev/a" || refs[0].Msg.Size() != len("ev/a")+len("hello") {
+		t.Errorf("the message: %+v, topic %q, size %d", e, refs[0].Msg.Topic(), refs[0].Msg.Size())
 	}
 }
 

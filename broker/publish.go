@@ -319,9 +319,9 @@ func (b *Broker) route(m *message, pc *pubCtx) int {
 		pc.logged = true
 	}
 	if bus := b.opts.Events; !m.sys && bus.Wants(events.MessagePublish) {
-		e := b.messageEvent(events.MessagePublish, m, m.from, "")
-		e.Time = m.created // the publication is when the broker got it: no second clock read per message
-		bus.Publish(e)
+		// The publication is when the broker got it: no second clock read
+		// per message.
+		bus.PublishMessage(&events.MessageRef{Kind: events.MessagePublish, Msg: m, ClientID: m.from, Time: m.created})
 	}
 	sp := matchPool.Get().(*[]topics.Sub)
 	subs := b.index.Match(m.topic, m.from, (*sp)[:0])

@@ -220,9 +220,8 @@ func (s *session) onDropped(m *message, reason string) {
 	s.dropped++
 	s.b.m.msgDropped.Add(1)
 	if bus := s.b.opts.Events; bus.Wants(events.MessageDropped) {
-		e := s.b.messageEvent(events.MessageDropped, m, s.id, reason)
-		e.Username, e.UsernameSet = s.username, s.usernameOK
-		bus.Publish(e)
+		bus.PublishMessage(&events.MessageRef{Kind: events.MessageDropped, Msg: m, ClientID: s.id,
+			Username: s.username, UsernameSet: s.usernameOK, Reason: reason})
 	}
 }
 
@@ -391,9 +390,8 @@ func (s *session) acked(om *outMsg) {
 	}
 	s.b.m.msgAcked.Add(1)
 	if bus := s.b.opts.Events; bus.Wants(events.MessageAcked) {
-		e := s.b.messageEvent(events.MessageAcked, om.msg, s.id, "")
-		e.Username, e.UsernameSet = s.username, s.usernameOK
-		bus.Publish(e)
+		bus.PublishMessage(&events.MessageRef{Kind: events.MessageAcked, Msg: om.msg, ClientID: s.id,
+			Username: s.username, UsernameSet: s.usernameOK})
 	}
 }
 
