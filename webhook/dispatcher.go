@@ -26,6 +26,7 @@ import (
 
 	"github.com/mqgate/mqgate/events"
 	"github.com/mqgate/mqgate/internal/rawconn"
+	"github.com/mqgate/mqgate/mqtt"
 	"github.com/mqgate/mqgate/store"
 )
 
@@ -190,13 +191,24 @@ type Dispatcher struct {
 
 	// in is where observe leaves the events it takes from the bus until the
 	// outbox writer takes them all at once (inbox.take), as entries that
-	// hold their event records (see observe). Taking an event this way
-	// costs the broker's goroutine a copy of its fields; handing over the
-	// event itself (a channel of pooled events, released by the writer)
-	// cost it and the writer more, and kept every event, and its payload,
-	// out of the pool until the next commit.
-	in      *inbox
-	inSpare []byte // the writer's: the inbox it took last, for reuse
+	// hold their event records (see observe), and where observeMessage
+	// leaves the message kinds' events, as references to their messages
+	// (events.MessageRef) that the writer makes the entries of. Taking an
+	// event by copying its fields costs the broker's goroutine the copy;
+	// handing over the event itself (a channel of pooled events, released
+	// by the writer) cost it and the writer more, and kept every event, and
+	// its payload, out of the pool until the next commit. A message is no
+	// pooled event: the broker made it for this publication, never changes
+	// it, and the garbage collector frees it once the writer has dropped
+	// its reference.
+	in       *inbox
+	inSpare  []byte              // the writer's: the inbox it took last, for reuse
+	refSpare []events.MessageRef // the same for the references
+	refRecs  []byte              // the writer's: the entries it made of the references, for reuse
+	// filtered tells the kinds of which some rule has a topic filter: for
+	// them observeMessage matches the topic, so that events no rule posts
+	// take no room in the inbox.
+	filtered [events.NumKinds]bool
 
 	epMu   sync.Mutex
 	eps    map[string]*endpoint
@@ -304,6 +316,9 @@ func New(o Options) (*Dispatcher, error) {
 		}
 		maps.Copy(h, r.Headers)
 		d.rules[r.Event] = append(d.rules[r.Event], ruleRT{Rule: r, ep: d.endpoint(u, h, r.Batch)})
+		if r.Topic != "" {
+			d.filtered[r.Event] = true
+		}
 	}
 	d.groupWait = o.CommitInterval
 	if o.CommitInterval > 0 {
@@ -514,7 +529,7 @@ func (d *Dispatcher) Kinds() []events.Kind {
 func (d *Dispatcher) Start(bus *events.Bus) {
 	d.timer = time.NewTimer(time.Hour)
 	d.timer.Stop()
-	d.sub = bus.Observe("webhook", d.observe, d.Kinds()...)
+	d.sub = bus.ObserveWith("webhook", events.Observer{Event: d.observe, Messages: d.observeMessage}, d.Kinds()...)
 	d.mu.Lock()
 	loaded := d.pending.appendFirst(nil, d.pending.len())
 	for _, ep := range d.epList {
@@ -610,59 +625,90 @@ func (d *Dispatcher) allDown() bool {
 // for that long, more than a disk takes in.
 const maxInbox = 64 << 20
 
-// inbox is where observe leaves the events it takes from the bus until
-// the outbox writer takes them (see observe): all of the dispatcher that
-// observe touches but its rules, and the bounds and wake-ups of the
-// inbox in one place. It is allocated on its own, in 128 bytes, whose size
-// class puts it on two whole cache lines (the allocator places a span's
-// objects at multiples of their size). As fields of the Dispatcher, what
-// observe read and wrote was spread over four or five cache lines, some
-// of them shared with fields the outbox writer writes. What that saved is
-// within the spread of the profiles it was measured with
-// (webhook/README.md).
+// inbox is where observe and observeMessage leave the events they take
+// from the bus until the outbox writer takes them (see observe): all of
+// the dispatcher that they touch but its rules, and the bounds and
+// wake-ups of the inbox in one place. It is allocated on its own, in 192
+// bytes (inboxSize), whose size class puts it on three whole cache lines
+// (the allocator places a span's objects at multiples of their size). As
+// fields of the Dispatcher, what observe read and wrote was spread over
+// four or five cache lines, some of them shared with fields the outbox
+// writer writes. What that saved is within the spread of the profiles it
+// was measured with (webhook/README.md).
 type inbox struct {
+	inboxFields
+	_ [inboxSize - unsafe.Sizeof(inboxFields{})]byte
+}
+
+// inboxSize is the size of an inbox: a size class of the allocator that is
+// a multiple of 64 bytes. An inbox's fields that do not fit in it do not
+// compile.
+const inboxSize = 192
+
+// inboxFields are an inbox's fields.
+type inboxFields struct {
 	mu      sync.Mutex
-	count   int // events in entries and stage, at most limit
-	limit   int // Options.QueueSize
-	quarter int // count at which observe signals filling
-	entries []byte
-	stage   []byte        // the inbox's last entries, up to stageSize bytes: see observe
+	count   int32 // events in entries, stage and refs, at most limit
+	limit   int32 // Options.QueueSize
+	quarter int32 // count at which a put signals filling
+	// refBytes is what the messages of refs hold (their Size), and the
+	// references themselves; counted against maxInbox with the entries.
+	refBytes int32
+	entries  []byte
+	stage    []byte // the inbox's last entries, up to stageSize bytes: see observe
+	// refs are the events observeMessage took, in order with the entries:
+	// a reference with no message stands for the next entry, for each
+	// entry put after the first reference (see take).
+	refs []events.MessageRef
+	// lead is the bytes of the entries put before the first reference.
+	lead    int
 	ready   chan struct{} // signalled when the inbox gets its first event
 	filling chan struct{} // signalled when the inbox reaches a quarter of its bounds: see gather
-	// wake is signalled by observe for the prompt kinds: those that
-	// some rule posts one by one while other rules batch (groupWait >
+	// wake is signalled by a put for the prompt kinds: those that some
+	// rule posts one by one while other rules batch (groupWait >
 	// CommitInterval); an event of one of them cuts the writer's wait
 	// down to CommitInterval (see gather).
 	wake   chan struct{}
 	prompt [events.NumKinds]bool
 }
 
-// The inbox must fit in 128 bytes (see inbox): this does not compile when
-// it does not.
-var _ [128 - unsafe.Sizeof(inbox{})]byte
-
 // newInbox returns an empty inbox for up to limit events.
 func newInbox(limit int) *inbox {
-	return &inbox{
-		limit:   limit,
-		quarter: max(limit/4, 1),
-		ready:   make(chan struct{}, 1),
-		filling: make(chan struct{}, 1),
-		wake:    make(chan struct{}, 1),
-	}
+	limit = min(limit, math.MaxInt32)
+	in := &inbox{}
+	in.limit = int32(limit)
+	in.quarter = int32(max(limit/4, 1))
+	in.ready = make(chan struct{}, 1)
+	in.filling = make(chan struct{}, 1)
+	in.wake = make(chan struct{}, 1)
+	return in
+}
+
+// refSize is what a reference in the inbox counts against maxInbox
+// besides its message's Size: its own size.
+const refSize = int(unsafe.Sizeof(events.MessageRef{}))
+
+// bytesLocked is the bytes the inbox holds, as counted against maxInbox.
+// in.mu must be held.
+func (in *inbox) bytesLocked() int {
+	return len(in.entries) + len(in.stage) + int(in.refBytes)
 }
 
 // put adds the entry of event e, posted by the rules whose indexes are in
 // posting (see observe); false when the inbox is full.
 func (in *inbox) put(posting []byte, e *events.Event) bool {
 	in.mu.Lock()
-	size := len(in.entries) + len(in.stage)
+	size := in.bytesLocked()
 	if in.count >= in.limit || size >= maxInbox {
 		in.mu.Unlock()
 		return false
 	}
 	in.count++
 	first := in.count == 1
+	if len(in.refs) > 0 {
+		in.refs = append(in.refs, events.MessageRef{}) // this entry's place among the references
+		in.refBytes += int32(refSize)
+	}
 	if len(e.Payload)+len(e.Topic) >= stageSize/2 {
 		in.flushStage()
 		in.entries = appendInboxEntry(in.entries, posting, e)
@@ -672,8 +718,37 @@ func (in *inbox) put(posting []byte, e *events.Event) bool {
 			in.flushStage()
 		}
 	}
+	in.signalLocked(size, first, e.Kind)
+	return true
+}
+
+// putRef adds event r, by reference; false when the inbox is full.
+func (in *inbox) putRef(r *events.MessageRef) bool {
+	held := r.Msg.Size() + refSize
+	in.mu.Lock()
+	size := in.bytesLocked()
+	if in.count >= in.limit || size >= maxInbox {
+		in.mu.Unlock()
+		return false
+	}
+	in.count++
+	first := in.count == 1
+	if len(in.refs) == 0 {
+		in.lead = len(in.entries) + len(in.stage)
+	}
+	in.refs = append(in.refs, *r)
+	in.refBytes += int32(min(held, maxInbox))
+	in.signalLocked(size, first, r.Kind)
+	return true
+}
+
+// signalLocked unlocks in.mu after a put of an event of kind k to an
+// inbox that held size bytes before it, and signals the writer: ready for
+// the first event, filling when the inbox reaches a quarter of its bounds
+// (of its events, or of maxInbox), wake for the prompt kinds.
+func (in *inbox) signalLocked(size int, first bool, k events.Kind) {
 	filling := in.count == in.quarter ||
-		size < maxInbox/4 && len(in.entries)+len(in.stage) >= maxInbox/4
+		size < maxInbox/4 && in.bytesLocked() >= maxInbox/4
 	in.mu.Unlock()
 	if first {
 		signal(in.ready)
@@ -681,10 +756,9 @@ func (in *inbox) put(posting []byte, e *events.Event) bool {
 	if filling {
 		signal(in.filling)
 	}
-	if in.prompt[e.Kind] {
+	if in.prompt[k] {
 		signal(in.wake)
 	}
-	return true
 }
 
 // flushStage moves the stage's entries to the end of the inbox. in.mu
@@ -694,22 +768,31 @@ func (in *inbox) flushStage() {
 	in.stage = in.stage[:0]
 }
 
-// take returns the inbox's events and empties it, leaving spare, an empty
-// slice, to hold the next.
-func (in *inbox) take(spare []byte) []byte {
+// taken is what inbox.take takes: the entries, and the references in order
+// with them (see inboxFields.refs): the entries' first lead bytes go
+// before the first reference.
+type taken struct {
+	entries []byte
+	refs    []events.MessageRef
+	lead    int
+}
+
+// take returns the inbox's events and empties it, leaving spare and
+// spareRefs, empty slices, to hold the next.
+func (in *inbox) take(spare []byte, spareRefs []events.MessageRef) taken {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.flushStage()
-	recs := in.entries
-	in.entries, in.count = spare, 0
-	return recs
+	t := taken{entries: in.entries, refs: in.refs, lead: in.lead}
+	in.entries, in.refs, in.count, in.refBytes, in.lead = spare, spareRefs, 0, 0, 0
+	return t
 }
 
 // len is how many events the inbox holds.
 func (in *inbox) len() int {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return in.count
+	return int(in.count)
 }
 
 // observe takes event e from the bus into the inbox, if a rule posts it;
@@ -737,6 +820,66 @@ func (d *Dispatcher) observe(e *events.Event) bool {
 		return true
 	}
 	return d.in.put(posting, e)
+}
+
+// observeMessage takes event r from the bus into the inbox by reference,
+// if a rule may post it; false when the inbox is full. It runs on the
+// publisher's goroutine, and leaves to the outbox writer all it can: the
+// rules' matching (but for the topic filters of rules that have one: see
+// Dispatcher.filtered), the check for $SYS topics, and the event's entry
+// (refRecords). On the publisher's goroutine an event's entry cost about
+// 190 ns of the 250 that taking it did, in CPU profiles of 10,000
+// message.publish events/s (webhook/README.md).
+func (d *Dispatcher) observeMessage(r events.MessageRef) bool {
+	if d.filtered[r.Kind] {
+		topic := r.Msg.Topic()
+		posted := false
+		for i := range d.rules[r.Kind] {
+			if t := d.rules[r.Kind][i].Topic; t == "" || mqtt.Match(t, topic) {
+				posted = true
+				break
+			}
+		}
+		if !posted {
+			return true
+		}
+	}
+	return d.in.putRef(&r)
+}
+
+// refRecords appends to dst the entries of t (see take), in their order:
+// its entries as they are, and the entry of each of its references to
+// an event that a rule posts (see observe). It clears t.refs, so that
+// the messages may be freed.
+func (d *Dispatcher) refRecords(dst []byte, t taken) []byte {
+	dst = append(dst, t.entries[:t.lead]...)
+	rest := t.entries[t.lead:]
+	var e events.Event
+	var buf [8]byte
+	for i := range t.refs {
+		r := &t.refs[i]
+		if r.Msg == nil { // an entry's place
+			n := 4 + int(binary.LittleEndian.Uint32(rest))
+			dst, rest = append(dst, rest[:n]...), rest[n:]
+			continue
+		}
+		e = events.Event{Kind: r.Kind, Time: r.Time, ClientID: r.ClientID, Username: r.Username, UsernameSet: r.UsernameSet, Reason: r.Reason}
+		r.Msg.Fill(&e)
+		if sysTopic(&e) {
+			continue
+		}
+		posting := buf[:0]
+		for i := range d.rules[e.Kind] {
+			if d.rules[e.Kind][i].matches(&e) {
+				posting = binary.AppendUvarint(posting, uint64(i))
+			}
+		}
+		if len(posting) > 0 {
+			dst = appendInboxEntry(dst, posting, &e)
+		}
+	}
+	clear(t.refs)
+	return dst
 }
 
 // stageSize is the most bytes observe writes to the stage before it moves
@@ -852,8 +995,19 @@ func (d *Dispatcher) run() {
 			d.gather()
 		}
 		d.quietFrom.Store(0)
-		all := d.in.take(d.inSpare[:0])
-		recs := all
+		t := d.in.take(d.inSpare[:0], d.refSpare[:0])
+		all, recs := t.entries, t.entries
+		if len(t.refs) > 0 {
+			recs = d.refRecords(d.refRecs[:0], t)
+			d.refRecs = recs[:0]
+			if cap(recs) > 8<<20 {
+				d.refRecs = nil // do not keep a burst's buffer
+			}
+		}
+		d.refSpare = t.refs[:0]
+		if cap(t.refs) > maxCommit {
+			d.refSpare = nil
+		}
 		for {
 			// Up to maxCommit events, and the records they make: one per
 			// rule that posts each (its index in the entry is a uvarint,

@@ -6,23 +6,61 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/mqgate/mqgate/events"
 )
 
+// testMsg is an events.Message.
+type testMsg struct {
+	topic   string
+	payload []byte
+	from    string
+}
+
+func (m *testMsg) Fill(e *events.Event) {
+	e.Topic, e.Payload, e.FromClientID, e.QoS = m.topic, m.payload, m.from, 1
+}
+func (m *testMsg) Topic() string { return m.topic }
+func (m *testMsg) Size() int     { return len(m.topic) + len(m.payload) }
+
 // TestInboxKeepsOrder: the inbox entries observe makes, through the stage
-// or, for big events, straight into the inbox, come out of inbox.take once
-// each, in the order they came, with the rules that post them; a take
-// leaves nothing behind for the next, and a full inbox refuses events.
+// or, for big events, straight into the inbox, and the references that
+// observeMessage leaves between them, come out of inbox.take once each, in
+// the order they came, with the rules that post them; a take leaves
+// nothing behind for the next, and a full inbox refuses events.
 func TestInboxKeepsOrder(t *testing.T) {
+	for _, mode := range []string{"entries", "references", "both"} {
+		t.Run(mode, func(t *testing.T) { testInboxKeepsOrder(t, mode) })
+	}
+}
+
+func testInboxKeepsOrder(t *testing.T, mode string) {
 	d := &Dispatcher{in: newInbox(1 << 20)}
 	d.rules[events.MessagePublish] = []ruleRT{{Rule: Rule{Event: events.MessagePublish, Topic: "a/#"}}, {Rule: Rule{Event: events.MessagePublish}}}
+	d.filtered[events.MessagePublish] = true
 	n := 0
+	// byRef tells whether event n goes by reference.
+	byRef := func() bool {
+		switch mode {
+		case "entries":
+			return false
+		case "references":
+			return true
+		}
+		return n%3 != 0 // runs of two references between entries
+	}
+	observe := func(topic string, payload []byte) bool {
+		if byRef() {
+			return d.observeMessage(events.MessageRef{Kind: events.MessagePublish, Msg: &testMsg{topic: topic, payload: payload, from: "c"}, ClientID: "c", Time: time.UnixMilli(int64(n))})
+		}
+		return d.observe(&events.Event{Kind: events.MessagePublish, Topic: topic, Payload: payload, FromClientID: "c", ClientID: "c", QoS: 1, Time: time.UnixMilli(int64(n))})
+	}
 	publish := func(topic string, size int) {
 		t.Helper()
 		payload := fmt.Appendf(nil, "%06d", n)
 		payload = append(payload, bytes.Repeat([]byte{'x'}, size-len(payload))...)
-		if !d.observe(&events.Event{Kind: events.MessagePublish, Topic: topic, Payload: payload, FromClientID: "c"}) {
+		if !observe(topic, payload) {
 			t.Fatalf("event %d refused", n)
 		}
 		n++
@@ -31,7 +69,17 @@ func TestInboxKeepsOrder(t *testing.T) {
 	// by rules 0 and 1 on a/ topics and by rule 1 alone on others.
 	check := func(from int) {
 		t.Helper()
-		recs := d.in.take(nil)
+		tk := d.in.take(nil, nil)
+		recs := tk.entries
+		if len(tk.refs) > 0 {
+			refs := tk.refs
+			recs = d.refRecords(nil, tk)
+			for _, r := range refs {
+				if r != (events.MessageRef{}) {
+					t.Fatalf("a reference left after refRecords: %+v", r)
+				}
+			}
+		}
 		if d.in.len() != 0 {
 			t.Fatalf("%d events left after a take", d.in.len())
 		}
@@ -41,13 +89,16 @@ func TestInboxKeepsOrder(t *testing.T) {
 			}
 			var posting, keyed []byte
 			posting, keyed, recs = nextInbox(recs)
-			_, rec := inboxKey(keyed)
+			key, rec := inboxKey(keyed)
 			var e events.Event
 			if err := readEventRec(&e, rec); err != nil {
 				t.Fatalf("event %d: %v", i, err)
 			}
 			if got := string(e.Payload[:6]); got != fmt.Sprintf("%06d", i) {
 				t.Fatalf("entry of event %d holds event %s", i, got)
+			}
+			if key.time.UnixMilli() != int64(i) || key.client != "c" || e.FromClientID != "c" || e.QoS != 1 {
+				t.Fatalf("event %d: time %d, client %q, from %q, QoS %d", i, key.time.UnixMilli(), key.client, e.FromClientID, e.QoS)
 			}
 			var rules []uint64
 			for len(posting) > 0 {
@@ -84,7 +135,7 @@ func TestInboxKeepsOrder(t *testing.T) {
 	from := n
 	publish("a/b", 20)
 	publish("b", 20)
-	if len(d.in.stage) == 0 || len(d.in.entries) != 0 {
+	if mode == "entries" && (len(d.in.stage) == 0 || len(d.in.entries) != 0) {
 		t.Fatalf("two small events: stage %d bytes, inbox %d, want them in the stage", len(d.in.stage), len(d.in.entries))
 	}
 	check(from)
@@ -100,8 +151,66 @@ func TestInboxKeepsOrder(t *testing.T) {
 	for range 3 {
 		publish("b", 20)
 	}
-	if d.observe(&events.Event{Kind: events.MessagePublish, Topic: "b", Payload: []byte("refused"), FromClientID: "c"}) {
+	if observe("b", []byte("refused")) {
 		t.Fatal("a fourth event taken into an inbox of three")
 	}
 	check(from)
+	d.in.limit = 1 << 20
+
+	// Full: maxInbox bytes, whether of entries or of the messages that
+	// references keep.
+	from = n
+	publish("b", maxInbox/2)
+	publish("b", maxInbox/2)
+	if observe("b", []byte("refused")) {
+		t.Fatalf("an event taken into an inbox of %d bytes", d.in.bytesLocked())
+	}
+	check(from)
+}
+
+// TestObserveMessage: a reference to an event that no rule posts takes no
+// room in the inbox when a rule filters topics (and room until the writer
+// drops it otherwise), and the writer makes no entry of it, nor of a
+// message on a $SYS topic.
+func TestObserveMessage(t *testing.T) {
+	d := &Dispatcher{in: newInbox(16)}
+	d.rules[events.MessagePublish] = []ruleRT{{Rule: Rule{Event: events.MessagePublish, Topic: "a/#"}}}
+	d.rules[events.MessageDelivered] = []ruleRT{{Rule: Rule{Event: events.MessageDelivered}}}
+	d.filtered[events.MessagePublish] = true
+	ref := func(k events.Kind, topic string) events.MessageRef {
+		return events.MessageRef{Kind: k, Msg: &testMsg{topic: topic, payload: []byte("p"), from: "c"}, ClientID: "r", Time: time.UnixMilli(1)}
+	}
+	for _, r := range []events.MessageRef{ref(events.MessagePublish, "b"), ref(events.MessagePublish, "$SYS/x")} {
+		if !d.observeMessage(r) {
+			t.Fatal("refused")
+		}
+	}
+	if n := d.in.len(); n != 0 {
+		t.Fatalf("%d events in the inbox that no rule posts", n)
+	}
+	for _, r := range []events.MessageRef{ref(events.MessageDelivered, "$SYS/x"), ref(events.MessageDelivered, "$SYS"), ref(events.MessagePublish, "a/b"), ref(events.MessageDelivered, "d")} {
+		if !d.observeMessage(r) {
+			t.Fatal("refused")
+		}
+	}
+	if n := d.in.len(); n != 4 {
+		t.Fatalf("%d events in the inbox, want 4", n)
+	}
+	recs := d.refRecords(nil, d.in.take(nil, nil))
+	var got []string
+	for len(recs) > 0 {
+		var keyed []byte
+		_, keyed, recs = nextInbox(recs)
+		key, rec := inboxKey(keyed)
+		var e events.Event
+		if err := readEventRec(&e, rec); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, key.kind.String()+" "+e.Topic+" "+key.client)
+	}
+	// The lane of a message.publish event is its publisher's, of the
+	// others their receiver's.
+	if want := []string{"message.publish a/b c", "message.delivered d r"}; !slices.Equal(got, want) {
+		t.Fatalf("entries %q, want %q", got, want)
+	}
 }
