@@ -879,7 +879,7 @@ func (d *Dispatcher) refRecords(dst []byte, t taken) []byte {
 		}
 	}
 	clear(t.refs)
-	return dst
+	return append(dst, rest...) // nothing: every entry after lead has its place
 }
 
 // stageSize is the most bytes observe writes to the stage before it moves
