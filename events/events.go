@@ -205,10 +205,16 @@ type MessageRef struct {
 // Event returns the event r stands for, taken from the pool (see New).
 func (r *MessageRef) Event() *Event {
 	e := New()
+	r.Fill(e)
+	return e
+}
+
+// Fill sets the fields of e, a zeroed event, to those of the event r
+// stands for.
+func (r *MessageRef) Fill(e *Event) {
 	r.Msg.Fill(e)
 	e.Kind, e.Time = r.Kind, r.Time
 	e.ClientID, e.Username, e.UsernameSet, e.Reason = r.ClientID, r.Username, r.UsernameSet, r.Reason
-	return e
 }
 
 // Observer is what ObserveWith calls (see Observe).

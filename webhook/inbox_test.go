@@ -214,3 +214,39 @@ func TestObserveMessage(t *testing.T) {
 		t.Fatalf("entries %q, want %q", got, want)
 	}
 }
+
+// TestInboxCopiesBeyondMaxRefs: the inbox keeps maxRefs references; the
+// events observeMessage takes beyond them are copied, and all come out of
+// the take in the order they came.
+func TestInboxCopiesBeyondMaxRefs(t *testing.T) {
+	d := &Dispatcher{in: newInbox(1 << 20)}
+	d.rules[events.MessagePublish] = []ruleRT{{Rule: Rule{Event: events.MessagePublish}}}
+	const n = maxRefs + 100
+	for i := range n {
+		if !d.observeMessage(events.MessageRef{Kind: events.MessagePublish, Msg: &testMsg{topic: "t", payload: fmt.Appendf(nil, "%06d", i), from: "c"}, ClientID: "c", Time: time.UnixMilli(1)}) {
+			t.Fatalf("event %d refused", i)
+		}
+	}
+	if len(d.in.refs) != maxRefs || d.in.len() != n {
+		t.Fatalf("%d references, %d events, want %d and %d", len(d.in.refs), d.in.len(), maxRefs, n)
+	}
+	recs := d.refRecords(nil, d.in.take(nil, nil))
+	for i := range n {
+		if len(recs) == 0 {
+			t.Fatalf("the entries end before event %d", i)
+		}
+		var keyed []byte
+		_, keyed, recs = nextInbox(recs)
+		_, rec := inboxKey(keyed)
+		var e events.Event
+		if err := readEventRec(&e, rec); err != nil {
+			t.Fatal(err)
+		}
+		if got := string(e.Payload); got != fmt.Sprintf("%06d", i) || e.QoS != 1 {
+			t.Fatalf("entry %d holds event %s (QoS %d)", i, got, e.QoS)
+		}
+	}
+	if len(recs) != 0 {
+		t.Fatalf("%d bytes left after %d events", len(recs), n)
+	}
+}
