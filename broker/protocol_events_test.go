@@ -151,8 +151,7 @@ func TestEventsByReference(t *testing.T) {
 			t.Errorf("reference %d is to another message", i)
 		}
 	}
-	var e events.Event
-	refs[0].Msg.Fill(&e)
+	e := refs[0].Msg.Fields()
 	if e.Topic != "ev/a" || string(e.Payload) != "hello" || e.QoS != 1 || e.FromClientID != "pub" || e.MessageID == 0 ||
 		!e.MessageTime.Equal(refs[0].Time) || refs[0].Msg.Topic() != "ev/a" || refs[0].Msg.Size() != len("ev/a")+len("hello") {
 		t.Errorf("the message: %+v, topic %q, size %d", e, refs[0].Msg.Topic(), refs[0].Msg.Size())

@@ -179,14 +179,28 @@ func (e *Event) recycle() {
 // as long as it is referenced (the garbage collector keeps it): an observer
 // may keep it, and read it later on a goroutine of its own.
 type Message interface {
-	// Fill sets the message fields of e: Topic, QoS, Retain, Payload,
-	// FromClientID, FromUsername, FromUserSet, MessageID and MessageTime.
-	Fill(e *Event)
+	// Fields returns the message's fields. (A method that set them on an
+	// event would make every event it is given escape to the heap: the
+	// compiler cannot see what an interface's method keeps.)
+	Fields() MessageFields
 	// Topic is the message's topic.
 	Topic() string
 	// Size is the bytes of the message's topic and payload: what keeping it
 	// keeps from the garbage collector, besides the message itself.
 	Size() int
+}
+
+// MessageFields are the fields of an event that are its message's.
+type MessageFields struct {
+	Topic        string
+	Payload      []byte
+	QoS          byte
+	Retain       bool
+	FromUserSet  bool
+	FromClientID string
+	FromUsername string
+	MessageID    uint64
+	MessageTime  time.Time
 }
 
 // MessageRef is an event of a message kind (MessagePublish,
@@ -212,7 +226,10 @@ func (r *MessageRef) Event() *Event {
 // Fill sets the fields of e, a zeroed event, to those of the event r
 // stands for.
 func (r *MessageRef) Fill(e *Event) {
-	r.Msg.Fill(e)
+	f := r.Msg.Fields()
+	e.Topic, e.Payload, e.QoS, e.Retain = f.Topic, f.Payload, f.QoS, f.Retain
+	e.FromClientID, e.FromUsername, e.FromUserSet = f.FromClientID, f.FromUsername, f.FromUserSet
+	e.MessageID, e.MessageTime = f.MessageID, f.MessageTime
 	e.Kind, e.Time = r.Kind, r.Time
 	e.ClientID, e.Username, e.UsernameSet, e.Reason = r.ClientID, r.Username, r.UsernameSet, r.Reason
 }

@@ -262,8 +262,8 @@ type msg struct {
 	from    string
 }
 
-func (m *msg) Fill(e *Event) {
-	e.Topic, e.Payload, e.FromClientID, e.QoS, e.MessageID = m.topic, m.payload, m.from, 1, 9
+func (m *msg) Fields() MessageFields {
+	return MessageFields{Topic: m.topic, Payload: m.payload, FromClientID: m.from, QoS: 1, MessageID: 9}
 }
 func (m *msg) Topic() string { return m.topic }
 func (m *msg) Size() int     { return len(m.topic) + len(m.payload) }

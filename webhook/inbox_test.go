@@ -18,8 +18,8 @@ type testMsg struct {
 	from    string
 }
 
-func (m *testMsg) Fill(e *events.Event) {
-	e.Topic, e.Payload, e.FromClientID, e.QoS = m.topic, m.payload, m.from, 1
+func (m *testMsg) Fields() events.MessageFields {
+	return events.MessageFields{Topic: m.topic, Payload: m.payload, FromClientID: m.from, QoS: 1}
 }
 func (m *testMsg) Topic() string { return m.topic }
 func (m *testMsg) Size() int     { return len(m.topic) + len(m.payload) }
