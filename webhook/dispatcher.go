@@ -26,7 +26,6 @@ import (
 
 	"github.com/mqgate/mqgate/events"
 	"github.com/mqgate/mqgate/internal/rawconn"
-	"github.com/mqgate/mqgate/mqtt"
 	"github.com/mqgate/mqgate/store"
 )
 
@@ -692,27 +691,34 @@ func (in *inbox) bytesLocked() int {
 	return len(in.entries) + len(in.stage) + int(in.refBytes)
 }
 
+// admitLocked counts one more event in the inbox, unless it is full
+// (Options.QueueSize events, or maxInbox bytes), and returns the bytes it
+// held before. in.mu must be held.
+func (in *inbox) admitLocked() (size int, ok bool) {
+	size = in.bytesLocked()
+	if in.count >= in.limit || size >= maxInbox {
+		return size, false
+	}
+	in.count++
+	return size, true
+}
+
 // put adds the entry of event e, posted by the rules whose indexes are in
 // posting (see observe); false when the inbox is full.
 func (in *inbox) put(posting []byte, e *events.Event) bool {
 	in.mu.Lock()
-	size := in.bytesLocked()
-	if in.count >= in.limit || size >= maxInbox {
+	size, ok := in.admitLocked()
+	if !ok {
 		in.mu.Unlock()
 		return false
 	}
-	in.count++
-	first := in.count == 1
 	if len(e.Payload)+len(e.Topic) >= stageSize/2 {
 		in.flushStage()
 		in.entries = appendInboxEntry(in.entries, posting, e)
 	} else {
-		in.stage = appendInboxEntry(in.stage, posting, e)
-		if len(in.stage) >= stageSize {
-			in.flushStage()
-		}
+		in.staged(appendInboxEntry(in.stage, posting, e))
 	}
-	in.signalLocked(size, first, e.Kind)
+	in.signalLocked(size, e.Kind)
 	return true
 }
 
@@ -742,28 +748,33 @@ func (in *inbox) putRef(r *events.MessageRef) int {
 		in.mu.Unlock()
 		return refCopy
 	}
-	size := in.bytesLocked()
-	if in.count >= in.limit || size >= maxInbox {
+	size, ok := in.admitLocked()
+	if !ok {
 		in.mu.Unlock()
 		return refFull
 	}
-	in.count++
-	first := in.count == 1
 	in.refs = append(in.refs, *r)
 	in.refBytes += int32(min(held, maxInbox))
-	in.stage = append(in.stage, 0, 0, 0, 0)
+	in.staged(append(in.stage, 0, 0, 0, 0))
+	in.signalLocked(size, r.Kind)
+	return refTaken
+}
+
+// staged sets the stage to stage, the stage with entries appended, and
+// moves it to the inbox once it holds stageSize bytes. in.mu must be held.
+func (in *inbox) staged(stage []byte) {
+	in.stage = stage
 	if len(in.stage) >= stageSize {
 		in.flushStage()
 	}
-	in.signalLocked(size, first, r.Kind)
-	return refTaken
 }
 
 // signalLocked unlocks in.mu after a put of an event of kind k to an
 // inbox that held size bytes before it, and signals the writer: ready for
 // the first event, filling when the inbox reaches a quarter of its bounds
 // (of its events, or of maxInbox), wake for the prompt kinds.
-func (in *inbox) signalLocked(size int, first bool, k events.Kind) {
+func (in *inbox) signalLocked(size int, k events.Kind) {
+	first := in.count == 1
 	filling := in.count == in.quarter ||
 		size < maxInbox/4 && in.bytesLocked() >= maxInbox/4
 	in.mu.Unlock()
@@ -821,20 +832,26 @@ func (in *inbox) len() int {
 // stage and moved from it to the inbox a few kilobytes at a time (see
 // stageSize); the writer takes both.
 func (d *Dispatcher) observe(e *events.Event) bool {
-	if sysTopic(e) {
-		return true
-	}
 	var buf [8]byte
-	posting := buf[:0]
-	for i := range d.rules[e.Kind] {
-		if d.rules[e.Kind][i].matches(e) {
-			posting = binary.AppendUvarint(posting, uint64(i))
-		}
-	}
+	posting := d.posting(buf[:0], e)
 	if len(posting) == 0 {
 		return true
 	}
 	return d.in.put(posting, e)
+}
+
+// posting appends to dst the indexes in d.rules[e.Kind] of the rules that
+// post e, as uvarints: none for a $SYS topic.
+func (d *Dispatcher) posting(dst []byte, e *events.Event) []byte {
+	if sysTopic(e) {
+		return dst
+	}
+	for i := range d.rules[e.Kind] {
+		if d.rules[e.Kind][i].matches(e) {
+			dst = binary.AppendUvarint(dst, uint64(i))
+		}
+	}
+	return dst
 }
 
 // observeMessage takes event r from the bus into the inbox by reference,
@@ -846,18 +863,8 @@ func (d *Dispatcher) observe(e *events.Event) bool {
 // goroutine about 200 ns with its entry made there, and 125 ns by
 // reference, in CPU profiles of 10,000 events/s (webhook/README.md).
 func (d *Dispatcher) observeMessage(r events.MessageRef) bool {
-	if d.filtered[r.Kind] {
-		topic := r.Msg.Topic()
-		posted := false
-		for i := range d.rules[r.Kind] {
-			if t := d.rules[r.Kind][i].Topic; t == "" || mqtt.Match(t, topic) {
-				posted = true
-				break
-			}
-		}
-		if !posted {
-			return true
-		}
+	if d.filtered[r.Kind] && !d.mayPost(r.Kind, r.Msg.Topic()) {
+		return true
 	}
 	switch d.in.putRef(&r) {
 	case refTaken:
@@ -868,6 +875,16 @@ func (d *Dispatcher) observeMessage(r events.MessageRef) bool {
 	var e events.Event
 	r.Fill(&e)
 	return d.observe(&e)
+}
+
+// mayPost reports whether a rule of kind k passes topic.
+func (d *Dispatcher) mayPost(k events.Kind, topic string) bool {
+	for i := range d.rules[k] {
+		if d.rules[k][i].matchesTopic(topic) {
+			return true
+		}
+	}
+	return false
 }
 
 // refRecords appends to dst the entries of t (see take), in their order:
@@ -884,24 +901,11 @@ func (d *Dispatcher) refRecords(dst []byte, t taken) []byte {
 			dst, rest = append(dst, rest[:4+n]...), rest[4+n:]
 			continue
 		}
-		rest = rest[4:]
-		if len(refs) == 0 {
-			continue // not so: each place has its reference
-		}
-		r := &refs[0]
-		refs = refs[1:]
+		r := &refs[0] // the place's: putRef writes both at once
+		rest, refs = rest[4:], refs[1:]
 		e = events.Event{}
 		r.Fill(&e)
-		if sysTopic(&e) {
-			continue
-		}
-		posting := buf[:0]
-		for i := range d.rules[e.Kind] {
-			if d.rules[e.Kind][i].matches(&e) {
-				posting = binary.AppendUvarint(posting, uint64(i))
-			}
-		}
-		if len(posting) > 0 {
+		if posting := d.posting(buf[:0], &e); len(posting) > 0 {
 			dst = appendInboxEntry(dst, posting, &e)
 		}
 	}

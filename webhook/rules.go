@@ -177,6 +177,9 @@ func checkURL(s string) error {
 
 // matches reports whether e passes r's topic filter. Subscribe events
 // compare the subscribed filter itself, as EMQX 4 does.
-func (r *Rule) matches(e *events.Event) bool {
-	return r.Topic == "" || mqtt.Match(r.Topic, e.Topic)
+func (r *Rule) matches(e *events.Event) bool { return r.matchesTopic(e.Topic) }
+
+// matchesTopic reports whether topic passes r's topic filter.
+func (r *Rule) matchesTopic(topic string) bool {
+	return r.Topic == "" || mqtt.Match(r.Topic, topic)
 }
