@@ -69,52 +69,28 @@ func testInboxKeepsOrder(t *testing.T, mode string) {
 	// by rules 0 and 1 on a/ topics and by rule 1 alone on others.
 	check := func(from int) {
 		t.Helper()
-		tk := d.in.take(nil, nil)
-		recs := tk.entries
-		if len(tk.refs) > 0 {
-			refs := tk.refs
-			recs = d.refRecords(nil, tk)
-			for _, r := range refs {
-				if r != (events.MessageRef{}) {
-					t.Fatalf("a reference left after refRecords: %+v", r)
-				}
-			}
-		}
+		got := takeEntries(t, d)
 		if d.in.len() != 0 {
 			t.Fatalf("%d events left after a take", d.in.len())
 		}
-		for i := from; i < n; i++ {
-			if len(recs) == 0 {
-				t.Fatalf("the inbox ends before event %d of %d..%d", i, from, n-1)
-			}
-			var posting, keyed []byte
-			posting, keyed, recs = nextInbox(recs)
-			key, rec := inboxKey(keyed)
-			var e events.Event
-			if err := readEventRec(&e, rec); err != nil {
-				t.Fatalf("event %d: %v", i, err)
-			}
+		if len(got) != n-from {
+			t.Fatalf("%d entries in the inbox, want events %d..%d", len(got), from, n-1)
+		}
+		for k, ev := range got {
+			i, e, key := from+k, &ev.e, ev.key
 			if got := string(e.Payload[:6]); got != fmt.Sprintf("%06d", i) {
 				t.Fatalf("entry of event %d holds event %s", i, got)
 			}
 			if key.time.UnixMilli() != int64(i) || key.client != "c" || e.FromClientID != "c" || e.QoS != 1 {
 				t.Fatalf("event %d: time %d, client %q, from %q, QoS %d", i, key.time.UnixMilli(), key.client, e.FromClientID, e.QoS)
 			}
-			var rules []uint64
-			for len(posting) > 0 {
-				r, k := binary.Uvarint(posting)
-				rules, posting = append(rules, r), posting[k:]
-			}
 			want := []uint64{1}
 			if e.Topic[0] == 'a' {
 				want = []uint64{0, 1}
 			}
-			if !slices.Equal(rules, want) {
-				t.Fatalf("event %d on %s posted by rules %v, want %v", i, e.Topic, rules, want)
+			if !slices.Equal(ev.rules, want) {
+				t.Fatalf("event %d on %s posted by rules %v, want %v", i, e.Topic, ev.rules, want)
 			}
-		}
-		if len(recs) != 0 {
-			t.Fatalf("%d bytes in the inbox after events %d..%d", len(recs), from, n-1)
 		}
 	}
 
@@ -196,17 +172,9 @@ func TestObserveMessage(t *testing.T) {
 	if n := d.in.len(); n != 4 {
 		t.Fatalf("%d events in the inbox, want 4", n)
 	}
-	recs := d.refRecords(nil, d.in.take(nil, nil))
 	var got []string
-	for len(recs) > 0 {
-		var keyed []byte
-		_, keyed, recs = nextInbox(recs)
-		key, rec := inboxKey(keyed)
-		var e events.Event
-		if err := readEventRec(&e, rec); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, key.kind.String()+" "+e.Topic+" "+key.client)
+	for _, ev := range takeEntries(t, d) {
+		got = append(got, ev.key.kind.String()+" "+ev.e.Topic+" "+ev.key.client)
 	}
 	// The lane of a message.publish event is its publisher's, of the
 	// others their receiver's.
@@ -230,23 +198,50 @@ func TestInboxCopiesBeyondMaxRefs(t *testing.T) {
 	if len(d.in.refs) != maxRefs || d.in.len() != n {
 		t.Fatalf("%d references, %d events, want %d and %d", len(d.in.refs), d.in.len(), maxRefs, n)
 	}
-	recs := d.refRecords(nil, d.in.take(nil, nil))
-	for i := range n {
-		if len(recs) == 0 {
-			t.Fatalf("the entries end before event %d", i)
-		}
-		var keyed []byte
-		_, keyed, recs = nextInbox(recs)
-		_, rec := inboxKey(keyed)
-		var e events.Event
-		if err := readEventRec(&e, rec); err != nil {
-			t.Fatal(err)
-		}
-		if got := string(e.Payload); got != fmt.Sprintf("%06d", i) || e.QoS != 1 {
-			t.Fatalf("entry %d holds event %s (QoS %d)", i, got, e.QoS)
+	got := takeEntries(t, d)
+	if len(got) != n {
+		t.Fatalf("%d entries, want %d", len(got), n)
+	}
+	for i, ev := range got {
+		if p := string(ev.e.Payload); p != fmt.Sprintf("%06d", i) || ev.e.QoS != 1 {
+			t.Fatalf("entry %d holds event %s (QoS %d)", i, p, ev.e.QoS)
 		}
 	}
-	if len(recs) != 0 {
-		t.Fatalf("%d bytes left after %d events", len(recs), n)
+}
+
+// inboxEvent is an entry of the inbox, read back.
+type inboxEvent struct {
+	rules []uint64 // the indexes of the rules that post it
+	key   eventRecKey
+	e     events.Event
+}
+
+// takeEntries takes d's inbox, makes the entries of its references
+// (refRecords, which must leave no reference behind), and reads them back.
+func takeEntries(t *testing.T, d *Dispatcher) []inboxEvent {
+	t.Helper()
+	tk := d.in.take(nil, nil)
+	refs := tk.refs
+	recs := d.refRecords(nil, tk)
+	for _, r := range refs {
+		if r != (events.MessageRef{}) {
+			t.Fatalf("a reference left after refRecords: %+v", r)
+		}
 	}
+	var out []inboxEvent
+	for len(recs) > 0 {
+		var posting, keyed, rec []byte
+		posting, keyed, recs = nextInbox(recs)
+		var ev inboxEvent
+		ev.key, rec = inboxKey(keyed)
+		if err := readEventRec(&ev.e, rec); err != nil {
+			t.Fatalf("entry %d: %v", len(out), err)
+		}
+		for len(posting) > 0 {
+			r, k := binary.Uvarint(posting)
+			ev.rules, posting = append(ev.rules, r), posting[k:]
+		}
+		out = append(out, ev)
+	}
+	return out
 }
