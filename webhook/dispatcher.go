@@ -1030,15 +1030,9 @@ func (d *Dispatcher) run() {
 		all, recs := t.entries, t.entries
 		if len(t.refs) > 0 {
 			recs = d.refRecords(d.refRecs[:0], t)
-			d.refRecs = recs[:0]
-			if cap(recs) > 8<<20 {
-				d.refRecs = nil // do not keep a burst's buffer
-			}
+			d.refRecs = reuse(recs)
 		}
-		d.refSpare = t.refs[:0]
-		if cap(t.refs) > maxCommit {
-			d.refSpare = nil
-		}
+		d.refSpare = t.refs[:0] // at most maxRefs: kept whatever its size
 		for {
 			// Up to maxCommit events, and the records they make: one per
 			// rule that posts each (its index in the entry is a uvarint,
@@ -1059,14 +1053,24 @@ func (d *Dispatcher) run() {
 				break
 			}
 		}
-		d.inSpare = all[:0]
-		if cap(all) > 8<<20 {
-			d.inSpare = nil // do not keep a burst's buffer
-		}
+		d.inSpare = reuse(all)
 		if !open {
 			return
 		}
 	}
+}
+
+// maxReused is the largest buffer the outbox writer keeps for its next
+// commit (see reuse).
+const maxReused = 8 << 20
+
+// reuse returns b emptied, for the writer's next commit to fill, or nil
+// when it grew past maxReused: a burst's buffer is not kept.
+func reuse(b []byte) []byte {
+	if cap(b) > maxReused {
+		return nil
+	}
+	return b[:0]
 }
 
 // gather lets events gather in the inbox before a commit: for groupWait,
@@ -1249,10 +1253,7 @@ func (d *Dispatcher) commit(recs []byte, records int) {
 	if !dropped {
 		arena = frames // with the deletions: the capacity may have grown
 	}
-	d.arena = arena[:0]
-	if cap(arena) > 8<<20 {
-		d.arena = nil // do not keep a burst's buffer
-	}
+	d.arena = reuse(arena)
 	// One lock per run of items for one endpoint, and one counter update
 	// per run of one kind in it.
 	for run := kept; len(run) > 0; {

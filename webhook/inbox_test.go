@@ -245,3 +245,15 @@ func takeEntries(t *testing.T, d *Dispatcher) []inboxEvent {
 	}
 	return out
 }
+
+// TestReuse: the writer keeps a commit's buffer, emptied, for the next,
+// unless a burst grew it past maxReused.
+func TestReuse(t *testing.T) {
+	small := make([]byte, 10, 1<<10)
+	if got := reuse(small); len(got) != 0 || cap(got) != cap(small) {
+		t.Fatalf("reuse of a 1 KB buffer: len %d cap %d, want it emptied and kept", len(got), cap(got))
+	}
+	if got := reuse(make([]byte, 0, maxReused+1)); got != nil {
+		t.Fatalf("a burst's buffer kept: cap %d", cap(got))
+	}
+}
