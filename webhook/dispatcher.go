@@ -847,7 +847,7 @@ func (d *Dispatcher) posting(dst []byte, e *events.Event) []byte {
 		return dst
 	}
 	for i := range d.rules[e.Kind] {
-		if d.rules[e.Kind][i].matches(e) {
+		if d.rules[e.Kind][i].matchesTopic(e.Topic) {
 			dst = binary.AppendUvarint(dst, uint64(i))
 		}
 	}

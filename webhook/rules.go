@@ -175,11 +175,9 @@ func checkURL(s string) error {
 	return nil
 }
 
-// matches reports whether e passes r's topic filter. Subscribe events
-// compare the subscribed filter itself, as EMQX 4 does.
-func (r *Rule) matches(e *events.Event) bool { return r.matchesTopic(e.Topic) }
-
-// matchesTopic reports whether topic passes r's topic filter.
+// matchesTopic reports whether topic, an event's, passes r's topic filter.
+// For subscribe events it is the subscribed filter itself, compared as
+// EMQX 4 does.
 func (r *Rule) matchesTopic(topic string) bool {
 	return r.Topic == "" || mqtt.Match(r.Topic, topic)
 }
