@@ -73,6 +73,15 @@ type Activity struct {
 	// summed over the threads alive now: a thread that has ended takes
 	// its counts with it.
 	Switches, Preemptions uint64
+	// FirstThread is the process's first thread after its main one (the
+	// lowest thread id above the process id; 0 when it has no other
+	// thread), and FirstThreadCPU the time it has run (its schedstat, in
+	// nanoseconds). In a Go program that thread is the runtime's monitor
+	// (sysmon), the first one the runtime starts: Go's CPU profiler does
+	// not sample it, so a profile's shares leave its CPU out, though
+	// the process's CPU time holds it.
+	FirstThread    int
+	FirstThreadCPU time.Duration
 }
 
 // ReadActivity reports the system calls and context switches of process
@@ -93,6 +102,9 @@ func ReadActivity(pid int) (Activity, error) {
 		return Activity{}, fmt.Errorf("procstat: %w", err)
 	}
 	for _, t := range tasks {
+		if tid, err := strconv.Atoi(t.Name()); err == nil && tid > pid && (a.FirstThread == 0 || tid < a.FirstThread) {
+			a.FirstThread = tid
+		}
 		b, err := os.ReadFile(dir + "/" + t.Name() + "/status")
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
 			continue // the thread ended after the listing
@@ -107,7 +119,34 @@ func ReadActivity(pid int) (Activity, error) {
 		a.Switches += switches[0]
 		a.Preemptions += switches[1]
 	}
+	if a.FirstThread != 0 {
+		b, err := os.ReadFile(fmt.Sprintf("%s/%d/schedstat", dir, a.FirstThread))
+		switch {
+		case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH):
+			a.FirstThread = 0 // it ended after the listing
+		case err != nil:
+			return Activity{}, fmt.Errorf("procstat: %w", err)
+		default:
+			if a.FirstThreadCPU, err = parseSchedstat(b); err != nil {
+				return Activity{}, err
+			}
+		}
+	}
 	return a, nil
+}
+
+// parseSchedstat returns the run time from the contents of
+// /proc/PID/task/TID/schedstat: "run_ns wait_ns timeslices".
+func parseSchedstat(b []byte) (time.Duration, error) {
+	f := bytes.Fields(b)
+	if len(f) != 3 {
+		return 0, fmt.Errorf("schedstat %q: %w", bytes.TrimSpace(b), ErrFormat)
+	}
+	ns, err := strconv.ParseUint(string(f[0]), 10, 63)
+	if err != nil {
+		return 0, fmt.Errorf("schedstat run time %q: %w", f[0], ErrFormat)
+	}
+	return time.Duration(ns), nil
 }
 
 // RSS reports the resident set size of process pid in bytes (VmRSS).

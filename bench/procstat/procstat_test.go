@@ -3,6 +3,7 @@ package procstat
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"slices"
 	"syscall"
 	"testing"
@@ -154,8 +155,58 @@ func TestActivitySelf(t *testing.T) {
 	if after.Switches < before.Switches+sleeps {
 		t.Errorf("voluntary switches %d then %d after %d sleeps", before.Switches, after.Switches, sleeps)
 	}
+	// A Go process has threads besides its main one: the first is the
+	// runtime's monitor, which has run since the process started.
+	if after.FirstThread <= pid || after.FirstThread != before.FirstThread {
+		t.Errorf("first thread %d then %d of process %d", before.FirstThread, after.FirstThread, pid)
+	}
+	if before.FirstThreadCPU <= 0 || after.FirstThreadCPU < before.FirstThreadCPU {
+		t.Errorf("first thread's CPU %v then %v", before.FirstThreadCPU, after.FirstThreadCPU)
+	}
 	if _, err := ReadActivity(-1); err == nil {
 		t.Fatal("ReadActivity of pid -1: no error")
+	}
+}
+
+// A process of one thread has no first thread after its main one.
+func TestActivityOneThread(t *testing.T) {
+	cmd := exec.Command("sleep", "10")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	a, err := ReadActivity(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.FirstThread != 0 || a.FirstThreadCPU != 0 {
+		t.Fatalf("first thread %d, CPU %v of a process of one thread", a.FirstThread, a.FirstThreadCPU)
+	}
+}
+
+func TestParseSchedstat(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want time.Duration
+		err  bool
+	}{
+		{"2349815 1284 17\n", 2349815 * time.Nanosecond, false},
+		{"0 0 0", 0, false},
+		{"2349815 1284\n", 0, true},
+		{"x 1284 17\n", 0, true},
+		{"-5 1284 17\n", 0, true},
+		{"", 0, true},
+	} {
+		got, err := parseSchedstat([]byte(tt.in))
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("parseSchedstat(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.err)
+		}
+		if err != nil && !errors.Is(err, ErrFormat) {
+			t.Errorf("parseSchedstat(%q): %v, want ErrFormat", tt.in, err)
+		}
 	}
 }
 

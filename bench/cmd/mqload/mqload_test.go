@@ -176,14 +176,14 @@ func TestResultMeasure(t *testing.T) {
 	s0 := snapshot{
 		at:     t0,
 		broker: procstat.Usage{CPU: time.Second, User: 400 * time.Millisecond, System: 600 * time.Millisecond, MinorFaults: 40},
-		act:    procstat.Activity{ReadCalls: 10, WriteCalls: 20, Switches: 30, Preemptions: 40},
+		act:    procstat.Activity{ReadCalls: 10, WriteCalls: 20, Switches: 30, Preemptions: 40, FirstThread: 12, FirstThreadCPU: 25 * time.Millisecond},
 		client: 2 * time.Second,
 		count:  100,
 	}
 	s1 := snapshot{
 		at:     t0.Add(2 * time.Second),
 		broker: procstat.Usage{CPU: 2500 * time.Millisecond, User: 900 * time.Millisecond, System: 1600 * time.Millisecond, MinorFaults: 1040},
-		act:    procstat.Activity{ReadCalls: 110, WriteCalls: 70, Switches: 37, Preemptions: 41},
+		act:    procstat.Activity{ReadCalls: 110, WriteCalls: 70, Switches: 37, Preemptions: 41, FirstThread: 12, FirstThreadCPU: 75 * time.Millisecond},
 		client: 2500 * time.Millisecond,
 		count:  300100,
 	}
@@ -194,7 +194,7 @@ func TestResultMeasure(t *testing.T) {
 		t.Fatalf("got %+v", r)
 	}
 	if r.BrokerUserCPUSec != 0.5 || r.BrokerSysCPUSec != 1 || r.BrokerReadCalls != 100 || r.BrokerWriteCalls != 50 ||
-		r.BrokerSwitches != 7 || r.BrokerPreemptions != 1 {
+		r.BrokerSwitches != 7 || r.BrokerPreemptions != 1 || r.BrokerMonitorCPUSec != 0.05 {
 		t.Fatalf("got %+v", r)
 	}
 	// A thread that ended took its context switches with it: no
@@ -205,6 +205,14 @@ func TestResultMeasure(t *testing.T) {
 	short.measure(s0, ended)
 	if short.BrokerSwitches != 0 || short.BrokerPreemptions != 0 {
 		t.Fatalf("switches %d, preemptions %d after a thread ended, want 0 0", short.BrokerSwitches, short.BrokerPreemptions)
+	}
+	// Another first thread at the end: its CPU is not the difference.
+	other := s1
+	other.act.FirstThread = 13
+	var moved result
+	moved.measure(s0, other)
+	if moved.BrokerMonitorCPUSec != 0 {
+		t.Fatalf("monitor CPU %v across two threads, want 0", moved.BrokerMonitorCPUSec)
 	}
 	var none result
 	none.measure(s0, snapshot{at: t0.Add(time.Second), count: 100})

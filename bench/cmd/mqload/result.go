@@ -45,6 +45,12 @@ type result struct {
 	BrokerWriteCalls  uint64  `json:"broker_write_calls"`
 	BrokerSwitches    uint64  `json:"broker_switches"`
 	BrokerPreemptions uint64  `json:"broker_preemptions"`
+	// The CPU of the broker's first thread after its main one over the
+	// same interval (procstat.Activity.FirstThread): in a Go broker the
+	// runtime's monitor thread, which a Go CPU profile does not see; 0
+	// when there is no such thread, or when it was not the same thread
+	// at both ends.
+	BrokerMonitorCPUSec float64 `json:"broker_monitor_cpu_sec"`
 	// The load generator's own CPU over the same interval.
 	ClientCPUSec float64 `json:"client_cpu_sec"`
 	ClientCPUPct float64 `json:"client_cpu_pct"`
@@ -145,6 +151,9 @@ func (r *result) measure(s0, s1 snapshot) {
 	// (procstat.Activity): the difference may then be short, never below 0.
 	r.BrokerSwitches = s1.act.Switches - min(s0.act.Switches, s1.act.Switches)
 	r.BrokerPreemptions = s1.act.Preemptions - min(s0.act.Preemptions, s1.act.Preemptions)
+	if s0.act.FirstThread != 0 && s1.act.FirstThread == s0.act.FirstThread {
+		r.BrokerMonitorCPUSec = (s1.act.FirstThreadCPU - s0.act.FirstThreadCPU).Seconds()
+	}
 	if r.BrokerCPUSec > 0 {
 		r.MsgsPerCPUSec = float64(r.Msgs) / r.BrokerCPUSec
 	}
