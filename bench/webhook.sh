@@ -81,7 +81,10 @@
 #              table then also shows the dispatcher's share of the
 #              profile's samples (hook_cpu_pct: goroutines labelled
 #              mqgate=webhook) and the msg/CPU-s of the rest, the MQTT
-#              path (mqtt_path_msg_per_cpu_s). The profile starts WARMUP
+#              path (mqtt_path_msg_per_cpu_s), and the same without the
+#              CPU of the runtime's monitor thread, which the profiler
+#              does not sample (mqtt_path_less_monitor_msg_per_cpu_s;
+#              see hook_share). The profile starts WARMUP
 #              after the broker (mqgate serve -cpuprofile-after), so that
 #              it covers the measured interval, give or take the second
 #              the load takes to start and the broker to stop; a BASE
@@ -173,7 +176,7 @@ write_conf() {
 # share). A blocking system call or a timer of the dispatcher wakes the
 # monitor, which then polls while the broker's processor is busy: with
 # the receiver down it took 1.2-1.8% of the broker's CPU, without a rule
-# none (webhook/README.md).
+# 0.1% (webhook/README.md).
 hook_share() {
 	local pct
 	pct=$(go tool pprof -tagfocus=mqgate=webhook -nodefraction=0 -top "${3:-$tmp/mqgate}" "$1" 2>/dev/null |
@@ -346,7 +349,7 @@ echo
 extra="hook_events broker_minor_faults"
 medians=""
 if [[ -n ${PROFILE:-} ]]; then
-	extra+=" hook_cpu_pct broker_monitor_cpu_sec mqtt_path_msg_per_cpu_s mqtt_path_less_monitor_msg_per_cpu_s"
+	extra+=" hook_cpu_pct mqtt_path_msg_per_cpu_s mqtt_path_less_monitor_msg_per_cpu_s"
 	medians="mqtt_path_msg_per_cpu_s mqtt_path_less_monitor_msg_per_cpu_s"
 fi
 # Paired runs are of the latency scenario: the medians of the pairs'
