@@ -189,9 +189,10 @@ hook_share() {
 	{
 		v = field("msgs_per_cpu_sec")
 		if (v >= 0) {
-			msgs = field("msgs"); cpu = field("broker_cpu_sec"); mon = field("broker_monitor_cpu_sec")
-			less = (p < 100 && mon >= 0 && cpu > mon) ? msgs / ((cpu - mon) * (100 - p) / 100) : 0
-			sub(/}$/, sprintf(",\"hook_cpu_pct\":%.1f,\"mqtt_path_msg_per_cpu_s\":%.0f,\"mqtt_path_less_monitor_msg_per_cpu_s\":%.0f}", p, p < 100 ? v * 100 / (100 - p) : 0, less))
+			path = p < 100 ? v * 100 / (100 - p) : 0
+			cpu = field("broker_cpu_sec"); mon = field("broker_monitor_cpu_sec")
+			less = (mon >= 0 && cpu > mon) ? path * cpu / (cpu - mon) : 0
+			sub(/}$/, sprintf(",\"hook_cpu_pct\":%.1f,\"mqtt_path_msg_per_cpu_s\":%.0f,\"mqtt_path_less_monitor_msg_per_cpu_s\":%.0f}", p, path, less))
 		}
 		print
 	}' "$2" >"$2.tmp" && mv "$2.tmp" "$2"
